@@ -1,0 +1,113 @@
+import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import type { Environ, ErrorStream } from './types.js';
+import { decodePath, splitTarget } from './_url.js';
+
+const VERSION = Object.freeze([1, 0] as const);
+
+/** `ngi.errors` when the host names none: standard error. */
+export const stderrStream: ErrorStream = {
+  write: (message: string) => process.stderr.write(message),
+};
+
+const environKeys = new Map<string, string>();
+
+/**
+ * The environ key for a lower-case header name (`x-forwarded-for` → `HTTP_X_FORWARDED_FOR`),
+ * cached: header names repeat across requests, the string work need not.
+ */
+export function headerKey(lowerName: string): string {
+  let key = environKeys.get(lowerName);
+  if (key === undefined) {
+    if (lowerName === 'content-type') key = 'CONTENT_TYPE';
+    else if (lowerName === 'content-length') key = 'CONTENT_LENGTH';
+    else key = 'HTTP_' + lowerName.toUpperCase().replace(/-/g, '_');
+    if (environKeys.size < 1000) environKeys.set(lowerName, key);
+  }
+  return key;
+}
+
+/** Adds one header to an environ, joining repeats with `", "` (`Cookie` with `"; "`). */
+export function addHeader(environ: Record<string, unknown>, key: string, value: string): void {
+  const prior = environ[key];
+  if (prior === undefined) environ[key] = value;
+  else environ[key] = prior + (key === 'HTTP_COOKIE' ? '; ' : ', ') + value;
+}
+
+export interface NodeEnvironOptions {
+  /** The mount point this request arrives under (`""` at the root). */
+  scriptName?: string;
+  /** The raw path (and query) below the mount point; defaults to `req.url`. */
+  target?: string;
+  errors?: ErrorStream;
+  multiprocess?: boolean;
+  signal: AbortSignal;
+}
+
+/**
+ * Builds the environ for a Node request in one pass over `rawHeaders`. Header names with `_`
+ * are dropped (as nginx and gunicorn do) so `X_Forwarded_For` cannot pose as `X-Forwarded-For`.
+ */
+export function environFromNode(req: IncomingMessage, options: NodeEnvironOptions): Environ {
+  const requestUri = req.url ?? '/';
+  const [rawPath, query] = splitTarget(options.target ?? requestUri);
+  const socket = req.socket;
+  const encrypted = (socket as TLSSocket).encrypted === true;
+  const environ: Environ = {
+    REQUEST_METHOD: req.method ?? 'GET',
+    SCRIPT_NAME: options.scriptName ?? '',
+    PATH_INFO: decodePath(rawPath),
+    QUERY_STRING: query,
+    SERVER_NAME: '',
+    SERVER_PORT: '',
+    SERVER_PROTOCOL: 'HTTP/' + req.httpVersion,
+    REMOTE_ADDR: socket.remoteAddress ?? '',
+    REMOTE_PORT: String(socket.remotePort ?? ''),
+    REQUEST_URI: requestUri,
+    'ngi.version': VERSION,
+    'ngi.url_scheme': encrypted ? 'https' : 'http',
+    'ngi.input': req,
+    'ngi.errors': options.errors ?? stderrStream,
+    'ngi.multiprocess': options.multiprocess ?? false,
+    'ngi.multithread': false,
+    'ngi.run_once': false,
+    'ngi.signal': options.signal,
+  };
+  if (encrypted) environ.HTTPS = 'on';
+  const raw = req.rawHeaders;
+  let host: string | undefined;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!.toLowerCase();
+    if (name.includes('_')) continue;
+    const value = raw[i + 1]!;
+    if (host === undefined && name === 'host') host = value;
+    addHeader(environ, headerKey(name), value);
+  }
+  setServerAddress(environ, host, socket.localAddress, socket.localPort, encrypted);
+  return environ;
+}
+
+/** `SERVER_NAME`/`SERVER_PORT` from the Host header, else from the local socket address. */
+export function setServerAddress(
+  environ: Environ,
+  host: string | undefined,
+  localAddress: string | undefined,
+  localPort: number | undefined,
+  https: boolean,
+): void {
+  if (host) {
+    // `[::1]:8080`, `example.com:8080`, `example.com`
+    const close = host.lastIndexOf(']');
+    const colon = host.lastIndexOf(':');
+    if (colon > close) {
+      environ.SERVER_NAME = host.slice(0, colon);
+      environ.SERVER_PORT = host.slice(colon + 1);
+      return;
+    }
+    environ.SERVER_NAME = host;
+    environ.SERVER_PORT = localPort === undefined ? (https ? '443' : '80') : String(localPort);
+    return;
+  }
+  environ.SERVER_NAME = localAddress ?? '';
+  environ.SERVER_PORT = localPort === undefined ? '' : String(localPort);
+}

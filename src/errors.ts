@@ -1,0 +1,57 @@
+/**
+ * Every failure ngi reports carries a stable `code` (`NGI_ERR_*`) and, where there is one,
+ * the underlying `cause`.
+ */
+export const codes = {
+  NGI_ERR_APP_THREW: 'the app threw or its body failed',
+  NGI_ERR_NO_START_RESPONSE: 'the app produced a body without calling startResponse',
+  NGI_ERR_START_RESPONSE_TWICE: 'startResponse called twice without excInfo',
+  NGI_ERR_INVALID_STATUS: 'status is not "<code> <reason>"',
+  NGI_ERR_INVALID_HEADER: 'header name or value is not a string or holds CR, LF or NUL',
+  NGI_ERR_HOP_BY_HOP: 'the app set a hop-by-hop header',
+  NGI_ERR_INVALID_CHUNK: 'a body chunk is neither a string nor a Uint8Array',
+  NGI_ERR_CONTENT_LENGTH_EXCEEDED: 'the body is longer than its Content-Length',
+  NGI_ERR_CONTENT_LENGTH_SHORT: 'the body is shorter than its Content-Length',
+  NGI_ERR_INVALID_BODY: 'the app returned something that is not an iterable body',
+  NGI_ERR_CLIENT_GONE: 'the client went away before the response was complete',
+  NGI_ERR_TIMEOUT: 'the request took longer than allowed',
+  NGI_ERR_BAD_REQUEST: 'the request is malformed',
+  NGI_ERR_VALIDATION: 'contract violation',
+  NGI_ERR_BAD_PACKET: 'malformed uwsgi packet',
+  NGI_ERR_BODY_CONSUMED: 'the request body was already consumed upstream',
+  NGI_ERR_UNSUPPORTED: 'the target cannot express this',
+  NGI_ERR_APP_LOAD: 'the app module could not be loaded or recognised',
+} as const;
+
+export type ErrorCode = keyof typeof codes;
+
+/** An error with a stable code. */
+export class NgiError extends Error {
+  readonly code: ErrorCode;
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown }) {
+    super(message ?? codes[code], options);
+    this.name = 'NgiError';
+    this.code = code;
+  }
+}
+
+/** Malformed input from the client: answered 400 (or the given status), never a crash. */
+export class RequestError extends NgiError {
+  readonly status: number;
+  constructor(message: string, status = 400, options?: { cause?: unknown }) {
+    super('NGI_ERR_BAD_REQUEST', message, options);
+    this.name = 'RequestError';
+    this.status = status;
+  }
+}
+
+/** One log line for an error: code, where, and the message with its first stack frame. */
+export function formatError(error: unknown, where: string): string {
+  const err = error instanceof Error ? error : new Error(String(error));
+  const code = (err as { code?: unknown }).code;
+  const origin = err.cause instanceof Error ? err.cause : err;
+  const frame = origin.stack?.split('\n').find((line) => line.trimStart().startsWith('at '));
+  return `ngi: ${typeof code === 'string' ? code + ' ' : ''}${where}: ${err.name}: ${err.message}${
+    frame ? ` (${frame.trim()})` : ''
+  }\n`;
+}

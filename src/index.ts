@@ -1,0 +1,13 @@
+export type {
+  App,
+  Body,
+  Chunk,
+  Environ,
+  ErrorStream,
+  FileWrapper,
+  Headers,
+  StartResponse,
+  Write,
+} from './types.js';
+export { NgiError, RequestError, codes, type ErrorCode } from './errors.js';
+export { defineApp, isNgiApp } from './define-app.js';
