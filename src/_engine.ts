@@ -73,7 +73,8 @@ const enum Phase {
 export class Exchange {
   readonly environ: Environ;
   readonly sink: ResponseSink;
-  readonly controller: AbortController;
+  /** Fires `ngi.signal`: an `AbortController` or a `LazySignal`. */
+  readonly controller: { abort(reason?: unknown): void };
   phase: Phase = Phase.Idle;
   /** Set by a host fast path that answers on the native response itself. */
   handedOff = false;
@@ -95,7 +96,7 @@ export class Exchange {
   private released = false;
   private writeFn: Write | undefined = undefined;
 
-  constructor(environ: Environ, sink: ResponseSink, controller: AbortController) {
+  constructor(environ: Environ, sink: ResponseSink, controller: { abort(reason?: unknown): void }) {
     this.environ = environ;
     this.sink = sink;
     this.controller = controller;
@@ -381,7 +382,7 @@ export class Exchange {
 
   /** The client went away (or the request timed out): stop the body, tell the app. */
   abandon(reason: Error): void {
-    if (!this.controller.signal.aborted) this.controller.abort(reason);
+    this.controller.abort(reason);
     this.phase = Phase.Done;
     this.release();
   }

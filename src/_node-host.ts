@@ -3,6 +3,7 @@ import { Exchange, type ResponseSink } from './_engine.js';
 import { environFromNode } from './environ.js';
 import { NgiError } from './errors.js';
 import { kNodeHost } from './_symbols.js';
+import { LazySignal } from './_signal.js';
 import type { App, Chunk, ErrorStream, Headers } from './types.js';
 
 const RESOLVED = Promise.resolve();
@@ -119,13 +120,13 @@ export function serveNodeRequest(
   res: ServerResponse,
   options: NodeRequestOptions,
 ): Exchange {
-  const controller = new AbortController();
+  const controller = new LazySignal();
   const environ = environFromNode(req, {
     scriptName: options.scriptName,
     target: options.target,
     errors: options.errors,
     multiprocess: options.multiprocess,
-    signal: controller.signal,
+    abort: controller,
   });
   const sink = new NodeSink(req, res);
   const exchange = new Exchange(environ, sink, controller);

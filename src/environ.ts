@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Environ, ErrorStream } from './types.js';
 import { decodePath, splitTarget } from './_url.js';
+import type { LazySignal } from './_signal.js';
 
 const VERSION = Object.freeze([1, 0] as const);
 
@@ -41,7 +42,8 @@ export interface NodeEnvironOptions {
   target?: string;
   errors?: ErrorStream;
   multiprocess?: boolean;
-  signal: AbortSignal;
+  /** Backs `ngi.signal`; the signal itself is only built if the app reads it. */
+  abort: LazySignal;
 }
 
 /**
@@ -53,6 +55,7 @@ export function environFromNode(req: IncomingMessage, options: NodeEnvironOption
   const [rawPath, query] = splitTarget(options.target ?? requestUri);
   const socket = req.socket;
   const encrypted = (socket as TLSSocket).encrypted === true;
+  const abort = options.abort;
   const environ: Environ = {
     REQUEST_METHOD: req.method ?? 'GET',
     SCRIPT_NAME: options.scriptName ?? '',
@@ -71,7 +74,9 @@ export function environFromNode(req: IncomingMessage, options: NodeEnvironOption
     'ngi.multiprocess': options.multiprocess ?? false,
     'ngi.multithread': false,
     'ngi.run_once': false,
-    'ngi.signal': options.signal,
+    get 'ngi.signal'() {
+      return abort.signal;
+    },
   };
   if (encrypted) environ.HTTPS = 'on';
   const raw = req.rawHeaders;

@@ -1,0 +1,136 @@
+// The benchmark harness: every comparison runs the native baseline and the ngi path in the
+// same run, alternating, with load from a separate process (wrk if installed, else
+// autocannon), bounded in time, on 127.0.0.1 only. Prints req/s and the ratio to the baseline.
+//
+//   npm run bench                      all groups
+//   npm run bench -- express hono      only groups whose name contains one of the words
+//   BENCH_SECONDS=5 BENCH_ROUNDS=3     longer, steadier runs
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
+
+interface Group {
+  name: string;
+  goal: number;
+  baseline: string;
+  candidates: string[];
+}
+
+const groups: Group[] = [
+  {
+    name: 'ngi hello vs node:http',
+    goal: 0.97,
+    baseline: 'node:http',
+    candidates: ['ngi toNodeHandler'],
+  },
+  {
+    name: 'express via ngi vs express',
+    goal: 0.97,
+    baseline: 'express',
+    candidates: ['express via ngi (fast path)', 'express via ngi (emulated)'],
+  },
+  {
+    name: 'ngi in express vs express',
+    goal: 0.95,
+    baseline: 'express',
+    candidates: ['express + toExpress(ngi)'],
+  },
+  {
+    name: 'ngi in fastify vs fastify',
+    goal: 0.95,
+    baseline: 'fastify',
+    candidates: ['fastify + toFastify(ngi)'],
+  },
+  { name: 'ngi in koa vs koa', goal: 0.95, baseline: 'koa', candidates: ['koa + toKoa(ngi)'] },
+  {
+    name: 'ngi in hono vs hono',
+    goal: 0.95,
+    baseline: 'hono on @hono/node-server',
+    candidates: [
+      'hono + toHono(ngi) on @hono/node-server',
+      'hono via ngi (fromHono + toNodeHandler)',
+    ],
+  },
+];
+
+const serversFile = fileURLToPath(new URL('./servers.ts', import.meta.url));
+const hasWrk = spawnSync('wrk', ['--version']).error === undefined;
+
+async function start(variant: string): Promise<{ child: ChildProcess; port: number }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', serversFile, variant], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines = createInterface({ input: child.stdout! });
+  const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+  const [line] = (await Promise.race([once(lines, 'line'), once(child, 'exit')])) as [string];
+  clearTimeout(timer);
+  if (typeof line !== 'string') throw new Error(`server ${variant} exited before listening`);
+  return { child, port: (JSON.parse(line) as { port: number }).port };
+}
+
+async function load(port: number, seconds: number): Promise<number> {
+  const url = `http://127.0.0.1:${port}/`;
+  if (hasWrk) {
+    const out = spawnSync('wrk', ['-t1', `-c${CONNECTIONS}`, `-d${seconds}s`, url], {
+      encoding: 'utf8',
+    });
+    const match = /Requests\/sec:\s+([\d.]+)/.exec(out.stdout);
+    if (!match || /Non-2xx/.test(out.stdout))
+      throw new Error(`wrk failed:\n${out.stdout}${out.stderr}`);
+    return Number(match[1]);
+  }
+  const { default: autocannon } = await import('autocannon');
+  const result = await autocannon({ url, connections: CONNECTIONS, duration: seconds });
+  if (result.non2xx > 0 || result.errors > 0) throw new Error(`autocannon saw errors on ${url}`);
+  return result.requests.average;
+}
+
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+const filter = process.argv.slice(2);
+const chosen = filter.length
+  ? groups.filter((g) => filter.some((w) => g.name.includes(w)))
+  : groups;
+console.log(
+  `load: ${hasWrk ? 'wrk -t1' : 'autocannon'}, ${CONNECTIONS} connections, ${SECONDS}s x ${ROUNDS} rounds, node ${process.version}`,
+);
+const rows: string[][] = [['group', 'variant', 'req/s', 'ratio', 'goal']];
+for (const group of chosen) {
+  const variants = [group.baseline, ...group.candidates];
+  const servers = new Map<string, { child: ChildProcess; port: number }>();
+  try {
+    for (const v of variants) servers.set(v, await start(v));
+    const samples = new Map<string, number[]>(variants.map((v) => [v, []]));
+    for (const v of variants) await load(servers.get(v)!.port, 1); // warm-up: JIT, pools
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const v of variants) samples.get(v)!.push(await load(servers.get(v)!.port, SECONDS));
+    }
+    const base = median(samples.get(group.baseline)!);
+    for (const v of variants) {
+      const rps = median(samples.get(v)!);
+      const ratio = v === group.baseline ? '1.00' : (rps / base).toFixed(2);
+      rows.push([
+        group.name,
+        v,
+        rps.toFixed(0),
+        ratio,
+        v === group.baseline ? '' : `>= ${group.goal}`,
+      ]);
+    }
+  } catch (error) {
+    rows.push([group.name, 'FAILED', String((error as Error).message).split('\n')[0]!, '', '']);
+  } finally {
+    for (const { child } of servers.values()) child.kill('SIGTERM');
+  }
+}
+const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+for (const row of rows) console.log(row.map((cell, i) => cell.padEnd(widths[i]!)).join('  '));

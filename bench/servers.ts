@@ -1,0 +1,144 @@
+// One benchmark server per process: `node --import tsx bench/servers.ts <variant>` listens on
+// 127.0.0.1 (an ephemeral port) and prints `{"port":N}` once ready. The ngi code comes from
+// dist/ (the built package), as users run it.
+import { createServer, type RequestListener } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+const HELLO = 'Hello, World!';
+
+type Variant = () => Promise<RequestListener | { listen: () => Promise<number> }>;
+
+async function ngiHello() {
+  const { defineApp } = await import('ngi');
+  return defineApp((_environ, startResponse) => {
+    startResponse('200 OK', [['Content-Type', 'text/plain']]);
+    return [HELLO];
+  });
+}
+
+/** Wraps startResponse, as any NGI middleware does: forces the emulated Node path. */
+function wrapped(app: import('ngi').App): import('ngi').App {
+  return (environ, startResponse) => app(environ, (s, h, e) => startResponse(s, h, e));
+}
+
+async function expressHello() {
+  const { default: express } = await import('express');
+  const app = express();
+  app.get('/', (_req, res) => {
+    res.type('text/plain').send(HELLO);
+  });
+  return app;
+}
+
+const variants: Record<string, Variant> = {
+  'node:http': async () => (_req, res) => {
+    res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': HELLO.length });
+    res.end(HELLO);
+  },
+  'ngi toNodeHandler': async () => {
+    const { toNodeHandler } = await import('ngi/node');
+    return toNodeHandler(await ngiHello()) as RequestListener;
+  },
+  express: expressHello,
+  'express via ngi (fast path)': async () => {
+    const { toNodeHandler, fromNodeHandler } = await import('ngi/node');
+    return toNodeHandler(fromNodeHandler(await expressHello())) as RequestListener;
+  },
+  'express via ngi (emulated)': async () => {
+    const { toNodeHandler, fromNodeHandler } = await import('ngi/node');
+    return toNodeHandler(wrapped(fromNodeHandler(await expressHello()))) as RequestListener;
+  },
+  'express + toExpress(ngi)': async () => {
+    const { default: express } = await import('express');
+    const { toExpress } = await import('ngi/express');
+    const app = express();
+    app.use('/', toExpress(await ngiHello()));
+    return app;
+  },
+  fastify: async () => {
+    const { default: Fastify } = await import('fastify');
+    const app = Fastify();
+    app.get('/', (_req, reply) => {
+      reply.type('text/plain').send(HELLO);
+    });
+    return fastifyListen(app);
+  },
+  'fastify + toFastify(ngi)': async () => {
+    const { default: Fastify } = await import('fastify');
+    const { toFastify } = await import('ngi/fastify');
+    const app = Fastify();
+    await app.register(toFastify(await ngiHello()), { prefix: '/' });
+    return fastifyListen(app);
+  },
+  koa: async () => {
+    const { default: Koa } = await import('koa');
+    const app = new Koa();
+    app.use((ctx) => {
+      ctx.type = 'text/plain';
+      ctx.body = HELLO;
+    });
+    return app.callback();
+  },
+  'koa + toKoa(ngi)': async () => {
+    const { default: Koa } = await import('koa');
+    const { toKoa } = await import('ngi/koa');
+    const app = new Koa();
+    app.use(toKoa(await ngiHello()));
+    return app.callback();
+  },
+  'hono on @hono/node-server': async () => {
+    const { Hono } = await import('hono');
+    const { getRequestListener } = await import('@hono/node-server');
+    const app = new Hono();
+    app.get('/', (c) => c.text(HELLO));
+    return getRequestListener(app.fetch);
+  },
+  'hono + toHono(ngi) on @hono/node-server': async () => {
+    const { Hono } = await import('hono');
+    const { getRequestListener } = await import('@hono/node-server');
+    const { toHono } = await import('ngi/hono');
+    const app = new Hono();
+    const ngi = toHono(await ngiHello());
+    app.all('/', ngi);
+    app.all('/*', ngi);
+    return getRequestListener(app.fetch);
+  },
+  'hono via ngi (fromHono + toNodeHandler)': async () => {
+    const { Hono } = await import('hono');
+    const { fromHono } = await import('ngi/hono');
+    const { toNodeHandler } = await import('ngi/node');
+    const app = new Hono();
+    app.get('/', (c) => c.text(HELLO));
+    return toNodeHandler(fromHono(app)) as RequestListener;
+  },
+};
+
+async function fastifyListen(app: import('fastify').FastifyInstance) {
+  return {
+    listen: async () => {
+      await app.listen({ port: 0, host: '127.0.0.1' });
+      return (app.server.address() as AddressInfo).port;
+    },
+  };
+}
+
+const name = process.argv[2] ?? '';
+const variant = variants[name];
+if (variant === undefined) {
+  console.error(
+    `unknown variant ${JSON.stringify(name)}; known: ${Object.keys(variants).join(', ')}`,
+  );
+  process.exit(2);
+}
+const made = await variant();
+let port: number;
+if (typeof made === 'function') {
+  const server = createServer(made);
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  port = (server.address() as AddressInfo).port;
+} else {
+  port = await made.listen();
+}
+process.stdout.write(JSON.stringify({ port }) + '\n');
+process.on('SIGTERM', () => process.exit(0));
