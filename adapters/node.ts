@@ -1,16 +1,19 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { serveNodeRequest, type NodeRequestOptions } from '../src/_node-host.js';
-import { kOriginal } from '../src/_symbols.js';
-import type { App } from '../src/types.js';
+import { runOnEnviron, targetBelowMount } from '../src/_node-emulation.js';
+import { NodeSink, serveNodeRequest, type NodeRequestOptions } from '../src/_node-host.js';
+import { kNgiApp, kNodeHost, kOriginal } from '../src/_symbols.js';
+import type { App, Environ, StartResponse } from '../src/types.js';
 
 /** A Node request handler, optionally connect-style with `next`. */
 export type NodeHandler = (
   req: IncomingMessage,
   res: ServerResponse,
   next?: (error?: unknown) => void,
-) => void;
+) => unknown;
 
 export type ToNodeHandlerOptions = Pick<NodeRequestOptions, 'errors' | 'multiprocess'>;
+
+type Tagged = { [kOriginal]?: unknown; [kNgiApp]?: true };
 
 /**
  * An NGI app as a Node `(req, res, next?)` handler, for `http.createServer`, supertest or
@@ -21,7 +24,7 @@ export type ToNodeHandlerOptions = Pick<NodeRequestOptions, 'errors' | 'multipro
  * createServer(toNodeHandler(app)).listen(8080, '127.0.0.1');
  */
 export function toNodeHandler(app: App, options: ToNodeHandlerOptions = {}): NodeHandler {
-  const original = (app as { [kOriginal]?: unknown })[kOriginal];
+  const original = (app as Tagged)[kOriginal];
   if (typeof original === 'function') return original as NodeHandler;
   const handler: NodeHandler = (req, res, next) => {
     serveNodeRequest(app, req, res, {
@@ -30,6 +33,57 @@ export function toNodeHandler(app: App, options: ToNodeHandlerOptions = {}): Nod
       next,
     });
   };
-  (handler as { [kOriginal]?: unknown })[kOriginal] = app;
+  (handler as Tagged)[kOriginal] = app;
   return handler;
+}
+
+/**
+ * Any Node `(req, res)` handler (an Express app, `koa.callback()`, a plain function) as an
+ * NGI app.
+ *
+ * When the request came from ngi's own Node listener and nothing in between wrapped
+ * `startResponse`, the handler gets the original `req`/`res` (native speed); otherwise it
+ * gets a request and response built from the environ and written through `startResponse`.
+ *
+ * @example
+ * import express from 'express';
+ * const app = fromNodeHandler(express().get('/', (req, res) => res.send('hi')));
+ */
+export function fromNodeHandler(handler: NodeHandler): App {
+  const original = (handler as Tagged)[kOriginal];
+  if (typeof original === 'function') return original as App;
+  const app = (environ: Environ, startResponse: StartResponse) => {
+    const host = environ[kNodeHost];
+    if (
+      host instanceof NodeSink &&
+      host.exchange !== undefined &&
+      host.exchange.startResponse === startResponse &&
+      host.exchange.handOff()
+    ) {
+      handOver(handler, host, environ);
+      return EMPTY;
+    }
+    return runOnEnviron(handler, environ, startResponse);
+  };
+  (app as Tagged)[kOriginal] = handler;
+  (app as Tagged)[kNgiApp] = true;
+  return app;
+}
+
+const EMPTY: never[] = [];
+
+/** The fast path: the original request and response, the URL moved below the mount point. */
+function handOver(handler: NodeHandler, host: NodeSink, environ: Environ): void {
+  const { req, res } = host;
+  if (environ.SCRIPT_NAME !== '') {
+    const url = req.url;
+    const mounted = req as IncomingMessage & { originalUrl?: string; baseUrl?: string };
+    mounted.originalUrl ??= url;
+    mounted.baseUrl = environ.SCRIPT_NAME;
+    req.url = targetBelowMount(environ);
+    res.once('close', () => {
+      req.url = url;
+    });
+  }
+  handler(req, res);
 }

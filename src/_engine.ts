@@ -25,7 +25,8 @@ export interface ResponseSink {
   readonly headersSent: boolean;
 }
 
-const RESOLVED = Promise.resolve();
+/** What `write` returns when the chunk went out without backpressure (compare by identity). */
+export const RESOLVED: Promise<void> = Promise.resolve();
 const INVALID_CHARS = /[\r\n\0]/;
 const STATUS = /^([1-9]\d\d)(?: (.*))?$/;
 
@@ -76,7 +77,7 @@ export class Exchange {
   /** Fires `ngi.signal`: an `AbortController` or a `LazySignal`. */
   readonly controller: { abort(reason?: unknown): void };
   phase: Phase = Phase.Idle;
-  /** Set by a host fast path that answers on the native response itself. */
+  /** Set by a host fast path that answers on the native response itself (see `handOff`). */
   handedOff = false;
   code = 0;
   reason = '';
@@ -102,6 +103,16 @@ export class Exchange {
     this.controller = controller;
     this.isHead = environ.REQUEST_METHOD === 'HEAD';
     this.startResponse = (status, headers, excInfo) => this.start(status, headers, excInfo);
+  }
+
+  /**
+   * Lets a native handler answer on the host's own response: only while nothing has been
+   * started, so a response is never written from two sides.
+   */
+  handOff(): boolean {
+    if (this.phase !== Phase.Idle) return false;
+    this.handedOff = true;
+    return true;
   }
 
   /** Runs the app to completion; returns a promise only when something had to wait. */
@@ -144,7 +155,19 @@ export class Exchange {
     this.reason = match[2] ?? '';
     this.bodiless = this.isHead || code < 200 || code === 204 || code === 304;
     this.phase = Phase.Started;
-    return (this.writeFn ??= (chunk) => this.write(chunk));
+    return (this.writeFn ??= this.makeWrite());
+  }
+
+  /**
+   * The legacy `write`. It carries `flushHead()`: a host extension that puts a started head on
+   * the wire before any body (a Node handler's `res.flushHeaders()` for server-sent events).
+   */
+  private makeWrite(): Write {
+    const write = ((chunk: Chunk) => this.write(chunk)) as Write & { flushHead?: () => void };
+    write.flushHead = () => {
+      if (this.phase === Phase.Started) this.sendHead(-1);
+    };
+    return write;
   }
 
   private checkHeaders(headers: Headers): Headers {
