@@ -11,3 +11,4 @@ export type {
 } from './types.js';
 export { NgiError, RequestError, codes, type ErrorCode } from './errors.js';
 export { defineApp, isNgiApp } from './define-app.js';
+export { mount } from './mount.js';
