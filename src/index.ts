@@ -12,3 +12,4 @@ export type {
 export { NgiError, RequestError, codes, type ErrorCode } from './errors.js';
 export { defineApp, isNgiApp } from './define-app.js';
 export { mount } from './mount.js';
+export { serve } from './serve.js';

@@ -1,0 +1,100 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { ListenerOptions } from './_listener.js';
+import { serveNodeRequest } from './_node-host.js';
+import { RequestError } from './errors.js';
+import type { App } from './types.js';
+
+/** Options of the HTTP listener; times are in seconds, as on the command line. */
+export interface HttpServerOptions extends ListenerOptions {
+  /** Largest request body accepted by its declared `Content-Length` (bytes, 0 = no limit). */
+  limitPost?: number;
+  /** A connection idle this long mid-request is closed (default 30). */
+  socketTimeout?: number;
+  /** How long an idle keep-alive connection is kept open (default 5). */
+  keepAliveTimeout?: number;
+  /** Time allowed for a client to send the request head (default 20). */
+  headersTimeout?: number;
+  /** Time allowed for a client to send the whole request, body included (default 300). */
+  requestTimeout?: number;
+}
+
+/** Responses in progress per server, so a drain can ask them to close their connections. */
+const inFlightOf = new WeakMap<Server, Set<ServerResponse>>();
+
+/**
+ * An HTTP/1.1 listener on `node:http` serving an NGI app: keep-alive, head and request
+ * timeouts set, and Node's own 400/431 answers for malformed requests (no `clientError`
+ * handler is installed, so Node writes them and drops the socket — never a crash).
+ *
+ * @example
+ * createHttpServer(app, { socketTimeout: 10 }).listen(8080, '127.0.0.1');
+ */
+export function createHttpServer(app: App, options: HttpServerOptions = {}): Server {
+  const headersTimeout = (options.headersTimeout ?? 20) * 1000;
+  const server = createServer({
+    headersTimeout,
+    // Node wants requestTimeout >= headersTimeout when both are set.
+    requestTimeout: Math.max((options.requestTimeout ?? 300) * 1000, headersTimeout),
+    keepAliveTimeout: (options.keepAliveTimeout ?? 5) * 1000,
+  });
+  server.setTimeout((options.socketTimeout ?? 30) * 1000);
+  const inFlight = new Set<ServerResponse>();
+  inFlightOf.set(server, inFlight);
+  const limitPost = options.limitPost ?? 0;
+  const tooLarge: App = (environ) => {
+    throw new RequestError(
+      `a body of ${environ.CONTENT_LENGTH} bytes is over the limit of ${limitPost} (--limit-post)`,
+      413,
+    );
+  };
+  const base = { errors: options.errors, multiprocess: options.multiprocess };
+  const onExchange = options.onExchange;
+  const closeIdle = () => server.closeIdleConnections();
+
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    // A request that arrives on a kept-alive connection while draining is the last on it.
+    if (!server.listening) res.shouldKeepAlive = false;
+    let target = app;
+    if (limitPost > 0) {
+      const declared = req.headers['content-length'];
+      if (declared !== undefined && Number(declared) > limitPost) {
+        // The body stays unread: the connection cannot be reused.
+        res.shouldKeepAlive = false;
+        target = tooLarge;
+      }
+    }
+    const socket = req.socket;
+    const bytesBefore = socket.bytesWritten;
+    inFlight.add(res);
+    const exchange = serveNodeRequest(target, req, res, base);
+    const finished = onExchange?.(exchange);
+    res.once('close', () => {
+      inFlight.delete(res);
+      if (!server.listening) setImmediate(closeIdle);
+      finished?.({
+        status: res.headersSent ? res.statusCode : 0,
+        // Bytes on the wire, head included (nginx's $bytes_sent): the fast path writes the
+        // response natively, so the engine's own count would miss it.
+        bytes: socket.bytesWritten - bytesBefore,
+        complete: res.writableFinished,
+      });
+    });
+  });
+  return server;
+}
+
+/**
+ * Stops accepting, closes idle keep-alive connections, and makes every response still in
+ * progress the last on its connection, so the server's `'close'` fires once they finish.
+ *
+ * @example
+ * server.once('close', () => console.log('drained'));
+ * drainHttpServer(server);
+ */
+export function drainHttpServer(server: Server): void {
+  if (server.listening) server.close();
+  for (const res of inFlightOf.get(server) ?? []) {
+    if (!res.headersSent) res.shouldKeepAlive = false;
+  }
+  server.closeIdleConnections();
+}
