@@ -1,0 +1,105 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { request } from 'node:http';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+/** A running `ngi` CLI, spawned from the sources through tsx (no build needed). */
+export interface CliProcess {
+  child: ChildProcess;
+  /** Everything written to stderr / stdout so far. */
+  stderr(): string;
+  stdout(): string;
+  /** Resolves with the first match of `pattern` in stderr (waits for it, up to `timeoutMs`). */
+  waitFor(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
+  /** Resolves with the exit code (or signal name) once the process is gone. */
+  exited: Promise<number | string>;
+  /** SIGKILLs the CLI if it still runs, for `after` hooks (its workers follow it: they exit when the master is gone). */
+  kill(): void;
+}
+
+/** Starts `node --import tsx src/cli.ts ...args` in the repository root. */
+export function spawnCli(args: string[]): CliProcess {
+  const env = { ...process.env };
+  // The test runner's own channel must not leak into the server processes.
+  delete env.NODE_TEST_CONTEXT;
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+    cwd: root,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let err = '';
+  let out = '';
+  const waiters = new Set<() => void>();
+  child.stderr!.setEncoding('utf8').on('data', (text: string) => {
+    err += text;
+    for (const wake of waiters) wake();
+  });
+  child.stdout!.setEncoding('utf8').on('data', (text: string) => {
+    out += text;
+    for (const wake of waiters) wake();
+  });
+  const exited = new Promise<number | string>((resolve) =>
+    child.once('exit', (code, signal) => resolve(code ?? signal ?? -1)),
+  );
+  return {
+    child,
+    stderr: () => err,
+    stdout: () => out,
+    exited,
+    kill: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    },
+    waitFor: (pattern, timeoutMs = 15_000) =>
+      new Promise((resolve, reject) => {
+        const check = () => {
+          const match = err.match(pattern);
+          if (match) {
+            cleanup();
+            resolve(match);
+          }
+        };
+        const timer = setTimeout(() => {
+          cleanup();
+          reject(new Error(`timed out waiting for ${pattern}; stderr so far:\n${err}`));
+        }, timeoutMs);
+        const gone = () => {
+          cleanup();
+          reject(new Error(`the CLI exited before ${pattern}; stderr:\n${err}`));
+        };
+        const cleanup = () => {
+          clearTimeout(timer);
+          waiters.delete(check);
+          child.off('exit', gone);
+        };
+        waiters.add(check);
+        child.once('exit', gone);
+        check();
+      }),
+  };
+}
+
+/** One GET on a fresh connection (no keep-alive): status and body text. */
+export function get(port: number, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** True while a process with this pid exists. */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,146 @@
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import { alive, get, spawnCli, type CliProcess } from '../helpers/cli-process.js';
+
+const started: CliProcess[] = [];
+const cli = (...args: string[]) => {
+  const proc = spawnCli(args);
+  started.push(proc);
+  return proc;
+};
+after(() => {
+  for (const proc of started) proc.kill();
+});
+
+const FLAGS = [
+  'http',
+  'uwsgi',
+  'workers',
+  'processes',
+  'harakiri',
+  'max-requests',
+  'static-map',
+  'buffer-size',
+  'limit-post',
+  'socket-timeout',
+  'log-format',
+  'stats',
+  'kind',
+  'grace',
+  'help',
+  'version',
+];
+
+describe('ngi CLI', () => {
+  it('--help lists every flag with its default', async () => {
+    const proc = cli('serve', '--help');
+    assert.equal(await proc.exited, 0);
+    const help = proc.stdout();
+    assert.match(help, /Usage: ngi serve <module>\[:export\] \[flags\]/);
+    for (const flag of FLAGS) {
+      const line = help
+        .split('\n')
+        .find(
+          (l) => l.includes(`--${flag} `) || l.endsWith(`--${flag}`) || l.includes(`--${flag}  `),
+        );
+      assert.ok(line, `--${flag} is listed`);
+      assert.match(line, /\(default: [^)]+\)/, `--${flag} shows its default`);
+    }
+  });
+
+  it('--version prints the package version', async () => {
+    const proc = cli('--version');
+    assert.equal(await proc.exited, 0);
+    assert.match(proc.stdout(), /^ngi \d+\.\d+\.\d+/);
+  });
+
+  it('an unknown flag is a one-paragraph usage error with exit code 2', async () => {
+    const proc = cli('serve', 'test/fixtures/ngi-app.mjs', '--http', '0', '--bogus');
+    assert.equal(await proc.exited, 2);
+    assert.match(proc.stderr(), /^ngi: .*'--bogus'.*ngi serve --help/);
+    assert.equal(proc.stderr().trim().split('\n').length, 1);
+  });
+
+  it('refuses to start with no listener, a bad address or a bad number', async () => {
+    for (const args of [
+      ['serve', 'test/fixtures/ngi-app.mjs'],
+      ['serve', 'test/fixtures/ngi-app.mjs', '--http', 'localhost'],
+      ['serve', 'test/fixtures/ngi-app.mjs', '--http', '0', '--buffer-size', '70000'],
+      ['serve', 'test/fixtures/ngi-app.mjs', '--http', '0', '--log-format', 'xml'],
+      ['serve', 'test/fixtures/ngi-app.mjs', '--http', '0', '--kind', 'rails'],
+    ]) {
+      const proc = cli(...args);
+      assert.equal(await proc.exited, 2, args.join(' '));
+      assert.equal(proc.stderr().trim().split('\n').length, 1, proc.stderr());
+    }
+  });
+
+  it('a missing module exits non-zero with a clear message, before any worker starts', async () => {
+    const proc = cli('serve', 'test/fixtures/no-such-app.mjs', '--http', '0');
+    assert.equal(await proc.exited, 1);
+    assert.match(proc.stderr(), /cannot find the app module "test\/fixtures\/no-such-app\.mjs"/);
+    assert.doesNotMatch(proc.stderr(), /\n\s+at /, 'no stack trace');
+  });
+
+  it('a module exporting nothing usable exits non-zero once, saying what it found', async () => {
+    const proc = cli('serve', 'test/fixtures/nothing-usable.mjs', '--http', '0', '--workers', '2');
+    assert.equal(await proc.exited, 1);
+    const lines = proc.stderr().trim().split('\n');
+    assert.match(lines[0]!, /nothing-usable\.mjs/);
+    assert.ok(lines.length <= 2, `one error, not a respawn loop:\n${proc.stderr()}`);
+    assert.doesNotMatch(proc.stderr(), /\n\s+at /, 'no stack trace');
+  });
+
+  it('a module exporting nothing usable fails the same way in a single process', async () => {
+    const proc = cli('serve', 'test/fixtures/nothing-usable.mjs', '--http', '0', '--workers', '0');
+    assert.equal(await proc.exited, 1);
+    assert.match(proc.stderr(), /nothing-usable\.mjs/);
+  });
+
+  it('prints one startup line per listener with the real address, and serves on each', async () => {
+    const proc = cli(
+      'serve',
+      'test/fixtures/ngi-app.mjs',
+      '--http',
+      ':0',
+      '--uwsgi',
+      '0',
+      '--stats',
+      '127.0.0.1:0',
+    );
+    const [, http] = await proc.waitFor(/http listening on 127\.0\.0\.1:(\d+)/);
+    const [, uwsgi] = await proc.waitFor(/uwsgi listening on 127\.0\.0\.1:(\d+)/);
+    const [, stats] = await proc.waitFor(/stats listening on 127\.0\.0\.1:(\d+)/);
+    assert.notEqual(Number(http), 0);
+    assert.notEqual(Number(uwsgi), 0);
+    assert.deepEqual(await get(Number(http), '/x'), { status: 200, body: 'hello /x' });
+    const figures = JSON.parse((await get(Number(stats), '/')).body);
+    assert.equal(figures.workers.length, 1);
+    proc.child.kill('SIGTERM');
+    assert.equal(await proc.exited, 0);
+  });
+
+  it('serves a plain (req, res) handler module in a single process and stops on SIGINT', async () => {
+    const proc = cli('serve', 'test/fixtures/node-handler.mjs', '--http', '0', '--workers', '0');
+    const [, port] = await proc.waitFor(/http listening on 127\.0\.0\.1:(\d+) \(single process/);
+    assert.deepEqual(await get(Number(port), '/a?b'), { status: 200, body: 'node /a?b' });
+    proc.child.kill('SIGINT');
+    assert.equal(await proc.exited, 0);
+    assert.equal(alive(proc.child.pid!), false);
+  });
+
+  it('picks a named export with module:export', async () => {
+    const proc = cli(
+      'serve',
+      'test/fixtures/named-export.mjs:api',
+      '--http',
+      '0',
+      '--workers',
+      '0',
+    );
+    const [, port] = await proc.waitFor(/http listening on 127\.0\.0\.1:(\d+)/);
+    assert.deepEqual(await get(Number(port), '/'), { status: 200, body: 'named api' });
+    proc.child.kill('SIGTERM');
+    assert.equal(await proc.exited, 0);
+  });
+});
