@@ -26,3 +26,25 @@ export class LazySignal {
     this.controller?.abort(reason);
   }
 }
+
+const kLazySignal: unique symbol = Symbol('ngi.lazySignal');
+
+/**
+ * Shared accessor for `environ['ngi.signal']`: an own, enumerable property (so copies made
+ * with `{ ...environ }` keep a real signal) whose getter is one function for every request.
+ * A getter written inside the environ's object literal costs a closure and a slow literal
+ * per request; `defineProperty` with this shared descriptor is far cheaper.
+ */
+const SIGNAL_PROPERTY: PropertyDescriptor = {
+  get(this: { [kLazySignal]: LazySignal }): AbortSignal {
+    return this[kLazySignal].signal;
+  },
+  enumerable: true,
+  configurable: true,
+};
+
+/** Gives an environ its `ngi.signal`, backed by `lazy`. */
+export function attachSignal(environ: object, lazy: LazySignal): void {
+  (environ as { [kLazySignal]: LazySignal })[kLazySignal] = lazy;
+  Object.defineProperty(environ, 'ngi.signal', SIGNAL_PROPERTY);
+}

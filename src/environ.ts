@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Environ, ErrorStream } from './types.js';
 import { decodePath, splitTarget } from './_url.js';
-import type { LazySignal } from './_signal.js';
+import { attachSignal, type LazySignal } from './_signal.js';
 
 const VERSION = Object.freeze([1, 0] as const);
 
@@ -55,8 +55,7 @@ export function environFromNode(req: IncomingMessage, options: NodeEnvironOption
   const [rawPath, query] = splitTarget(options.target ?? requestUri);
   const socket = req.socket;
   const encrypted = (socket as TLSSocket).encrypted === true;
-  const abort = options.abort;
-  const environ: Environ = {
+  const environ = {
     REQUEST_METHOD: req.method ?? 'GET',
     SCRIPT_NAME: options.scriptName ?? '',
     PATH_INFO: decodePath(rawPath),
@@ -74,10 +73,7 @@ export function environFromNode(req: IncomingMessage, options: NodeEnvironOption
     'ngi.multiprocess': options.multiprocess ?? false,
     'ngi.multithread': false,
     'ngi.run_once': false,
-    get 'ngi.signal'() {
-      return abort.signal;
-    },
-  };
+  } as unknown as Environ;
   if (encrypted) environ.HTTPS = 'on';
   const raw = req.rawHeaders;
   let host: string | undefined;
@@ -89,6 +85,7 @@ export function environFromNode(req: IncomingMessage, options: NodeEnvironOption
     addHeader(environ, headerKey(name), value);
   }
   setServerAddress(environ, host, socket.localAddress, socket.localPort, encrypted);
+  attachSignal(environ, options.abort);
   return environ;
 }
 

@@ -3,7 +3,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { Readable } from 'node:stream';
 import { Exchange, type ResponseSink } from './_engine.js';
 import type { ListenerOptions } from './_listener.js';
-import { LazySignal } from './_signal.js';
+import { LazySignal, attachSignal } from './_signal.js';
 import { decodePath, splitTarget } from './_url.js';
 import { addHeader, stderrStream } from './environ.js';
 import { ChunkedDecoder } from './_chunked.js';
@@ -72,7 +72,7 @@ export function environFromUwsgi(
   if (environ.CONTENT_TYPE === '') delete environ.CONTENT_TYPE;
   if (https) environ.HTTPS = 'on';
   else delete environ.HTTPS;
-  Object.defineProperty(environ, 'ngi.signal', { get: () => abort.signal, enumerable: true });
+  attachSignal(environ, abort);
   return environ;
 }
 
