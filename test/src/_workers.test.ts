@@ -124,6 +124,21 @@ describe('ngi serve master and workers', () => {
     await allGone([pid]);
   });
 
+  it('kills and respawns a worker whose event loop is blocked past --harakiri', async () => {
+    const { proc, port, figures } = await start('--workers', '1', '--harakiri', '1');
+    const [first] = (await figures()).workers;
+    await assert.rejects(get(port, '/block'), 'the blocked worker dies with the request');
+    await proc.waitFor(new RegExp(`harakiri: worker ${first!.pid} blocked`));
+    const pid = await until(async () => {
+      const { body } = await get(port, '/pid');
+      return Number(body) !== first!.pid ? Number(body) : undefined;
+    });
+    assert.equal(alive(first!.pid), false);
+    proc.child.kill('SIGTERM');
+    assert.equal(await proc.exited, 0);
+    await allGone([pid]);
+  });
+
   it('recycles a worker after --max-requests without failing a request', async () => {
     const { proc, port, figures } = await start('--workers', '1', '--max-requests', '10');
     const seen = new Set<number>();

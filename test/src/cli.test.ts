@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
+import { encodeUwsgiPacket } from '../../src/uwsgi.js';
+import { parseHttpResponse, sendRaw } from '../helpers/uwsgi-client.js';
 import { alive, get, spawnCli, type CliProcess } from '../helpers/cli-process.js';
 
 const started: CliProcess[] = [];
@@ -97,6 +100,20 @@ describe('ngi CLI', () => {
     assert.match(proc.stderr(), /nothing-usable\.mjs/);
   });
 
+  it('a port already in use exits non-zero naming the address', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as { port: number };
+    try {
+      const proc = cli('serve', 'test/fixtures/ngi-app.mjs', '--http', String(port));
+      assert.equal(await proc.exited, 1);
+      assert.match(proc.stderr(), new RegExp(`cannot listen for http on 127\\.0\\.0\\.1:${port}`));
+      assert.equal(proc.stderr().trim().split('\n').length, 1, proc.stderr());
+    } finally {
+      taken.close();
+    }
+  });
+
   it('prints one startup line per listener with the real address, and serves on each', async () => {
     const proc = cli(
       'serve',
@@ -114,6 +131,14 @@ describe('ngi CLI', () => {
     assert.notEqual(Number(http), 0);
     assert.notEqual(Number(uwsgi), 0);
     assert.deepEqual(await get(Number(http), '/x'), { status: 200, body: 'hello /x' });
+    const packet = encodeUwsgiPacket([
+      ['REQUEST_METHOD', 'GET'],
+      ['REQUEST_URI', '/over-uwsgi'],
+      ['PATH_INFO', '/over-uwsgi'],
+      ['SERVER_PROTOCOL', 'HTTP/1.1'],
+    ]);
+    const reply = parseHttpResponse((await sendRaw(Number(uwsgi), packet)).bytes);
+    assert.equal(reply.body.toString(), 'hello /over-uwsgi');
     const figures = JSON.parse((await get(Number(stats), '/')).body);
     assert.equal(figures.workers.length, 1);
     proc.child.kill('SIGTERM');
