@@ -77,13 +77,14 @@ function readVars(bytes: Buffer, start: number, end: number): Array<[string, str
 
 /**
  * Decodes one complete uwsgi packet from the start of `bytes` (what follows it is the body).
- * Throws `NGI_ERR_BAD_PACKET` for a truncated or malformed packet, or one over `bufferSize`.
+ * Throws `NGI_ERR_BAD_PACKET` for a truncated or malformed packet, or one over `bufferSize`
+ * (default 4096 as in the listener; pass `MAX_BUFFER_SIZE` to take any packet).
  *
  * @example
  * const { vars } = parseUwsgiPacket(bytes);
  * // [['REQUEST_METHOD', 'GET'], ['PATH_INFO', '/'], ...]
  */
-export function parseUwsgiPacket(bytes: Uint8Array, bufferSize = MAX_BUFFER_SIZE): UwsgiPacket {
+export function parseUwsgiPacket(bytes: Uint8Array, bufferSize = DEFAULT_BUFFER_SIZE): UwsgiPacket {
   const buffer = Buffer.isBuffer(bytes)
     ? bytes
     : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -92,12 +93,7 @@ export function parseUwsgiPacket(bytes: Uint8Array, bufferSize = MAX_BUFFER_SIZE
   const size = HEADER_SIZE + datasize;
   if (buffer.length < size)
     throw bad(`truncated vars block: ${buffer.length - HEADER_SIZE} of ${datasize} bytes`);
-  return {
-    modifier1: buffer[0]!,
-    modifier2: buffer[3]!,
-    vars: readVars(buffer, HEADER_SIZE, size),
-    size,
-  };
+  return decode(buffer, size);
 }
 
 /**
@@ -111,38 +107,54 @@ export function encodeUwsgiPacket(
   modifier1 = 0,
   modifier2 = 0,
 ): Buffer {
-  const parts: Buffer[] = [];
   let size = 0;
   for (const [key, value] of vars) {
-    const k = Buffer.from(key, 'latin1');
-    const v = Buffer.from(value, 'utf8');
-    if (k.length > 0xffff || v.length > 0xffff)
+    const keySize = Buffer.byteLength(key, 'latin1');
+    const valueSize = Buffer.byteLength(value, 'utf8');
+    if (keySize > 0xffff || valueSize > 0xffff)
       throw new RangeError(`var ${key} is too long for uwsgi`);
-    const lengths = Buffer.allocUnsafe(2);
-    lengths.writeUInt16LE(k.length);
-    const valueLength = Buffer.allocUnsafe(2);
-    valueLength.writeUInt16LE(v.length);
-    parts.push(lengths, k, valueLength, v);
-    size += 4 + k.length + v.length;
+    size += 4 + keySize + valueSize;
   }
   if (size > MAX_BUFFER_SIZE)
     throw new RangeError(`vars block of ${size} bytes exceeds ${MAX_BUFFER_SIZE}`);
-  const header = Buffer.allocUnsafe(HEADER_SIZE);
-  header[0] = modifier1;
-  header.writeUInt16LE(size, 1);
-  header[3] = modifier2;
-  return Buffer.concat([header, ...parts], HEADER_SIZE + size);
+  // One allocation: the sizes are known, so every var is written in place.
+  const packet = Buffer.allocUnsafe(HEADER_SIZE + size);
+  packet[0] = modifier1;
+  packet.writeUInt16LE(size, 1);
+  packet[3] = modifier2;
+  let at = HEADER_SIZE;
+  for (const [key, value] of vars) {
+    const keySize = packet.write(key, at + 2, 'latin1');
+    packet.writeUInt16LE(keySize, at);
+    at += 2 + keySize;
+    const valueSize = packet.write(value, at + 2, 'utf8');
+    packet.writeUInt16LE(valueSize, at);
+    at += 2 + valueSize;
+  }
+  return packet;
 }
 
 /**
  * Reassembles a packet from bytes that arrive in any split (a byte at a time included).
  * The size check happens as soon as the header is in, so an oversized packet is refused
- * before its block is buffered.
+ * before its block is buffered. Each byte is copied at most once: a packet that arrives
+ * whole is decoded in place, a split one is gathered in one buffer of its exact size.
+ *
+ * @example
+ * const parser = new UwsgiPacketParser(8192);
+ * socket.on('data', (bytes) => {
+ *   const done = parser.push(bytes); // throws NGI_ERR_BAD_PACKET
+ *   if (done) handle(done.packet, done.rest); // `rest`: the start of the body
+ * });
  */
 export class UwsgiPacketParser {
   private readonly bufferSize: number;
-  private pending: Buffer | undefined = undefined;
-  private needed = HEADER_SIZE;
+  /** The header while it arrives piecewise. */
+  private header: Buffer | undefined = undefined;
+  private headerFill = 0;
+  /** Header + vars block, once the header said how big it is. */
+  private block: Buffer | undefined = undefined;
+  private blockFill = 0;
 
   constructor(bufferSize = DEFAULT_BUFFER_SIZE) {
     this.bufferSize = bufferSize;
@@ -150,7 +162,7 @@ export class UwsgiPacketParser {
 
   /** Bytes held while the packet is incomplete. */
   get buffered(): number {
-    return this.pending?.length ?? 0;
+    return this.block === undefined ? this.headerFill : this.blockFill;
   }
 
   /**
@@ -158,28 +170,40 @@ export class UwsgiPacketParser {
    * packet is complete, `undefined` while more are needed; throws `NGI_ERR_BAD_PACKET`.
    */
   push(chunk: Buffer): { packet: UwsgiPacket; rest: Buffer } | undefined {
-    // The common case, the whole packet in one read, concatenates nothing.
-    const bytes = this.pending === undefined ? chunk : Buffer.concat([this.pending, chunk]);
-    if (bytes.length < this.needed) {
-      this.pending = bytes;
-      return undefined;
-    }
-    if (this.needed === HEADER_SIZE) {
-      this.needed = HEADER_SIZE + readHeader(bytes, this.bufferSize);
-      if (bytes.length < this.needed) {
-        this.pending = bytes;
+    let at = 0;
+    if (this.block === undefined) {
+      if (this.headerFill === 0 && chunk.length >= HEADER_SIZE) {
+        const size = HEADER_SIZE + readHeader(chunk, this.bufferSize);
+        // The common case, the whole packet in one read: decoded where it lies.
+        if (chunk.length >= size)
+          return { packet: decode(chunk, size), rest: chunk.subarray(size) };
+        this.block = Buffer.allocUnsafe(size);
+        this.blockFill = chunk.copy(this.block);
         return undefined;
       }
+      const header = (this.header ??= Buffer.allocUnsafe(HEADER_SIZE));
+      at = chunk.copy(header, this.headerFill, 0, HEADER_SIZE - this.headerFill);
+      this.headerFill += at;
+      if (this.headerFill < HEADER_SIZE) return undefined;
+      this.block = Buffer.allocUnsafe(HEADER_SIZE + readHeader(header, this.bufferSize));
+      this.blockFill = header.copy(this.block);
     }
-    const size = this.needed;
-    const packet: UwsgiPacket = {
-      modifier1: bytes[0]!,
-      modifier2: bytes[3]!,
-      vars: readVars(bytes, HEADER_SIZE, size),
-      size,
-    };
-    this.pending = undefined;
-    this.needed = HEADER_SIZE;
-    return { packet, rest: bytes.subarray(size) };
+    const block = this.block;
+    const copied = chunk.copy(block, this.blockFill, at);
+    this.blockFill += copied;
+    if (this.blockFill < block.length) return undefined;
+    this.block = undefined;
+    this.blockFill = 0;
+    this.headerFill = 0;
+    return { packet: decode(block, block.length), rest: chunk.subarray(at + copied) };
   }
+}
+
+function decode(bytes: Buffer, size: number): UwsgiPacket {
+  return {
+    modifier1: bytes[0]!,
+    modifier2: bytes[3]!,
+    vars: readVars(bytes, HEADER_SIZE, size),
+    size,
+  };
 }
