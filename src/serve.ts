@@ -6,7 +6,7 @@ import type { ExchangeOutcome } from './_listener.js';
 import { Counters, statsDocument, type StatsDocument, type WorkerFigures } from './_stats.js';
 import { createAccessLog, type LogFormat, type LogStream } from './access-log.js';
 import { stderrStream } from './environ.js';
-import { NgiError, formatError } from './errors.js';
+import { NgiError } from './errors.js';
 import { createHttpServer, drainHttpServer } from './http-server.js';
 import type { App, Environ, ErrorStream, StartResponse } from './types.js';
 
@@ -198,8 +198,11 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
         }, grace * 1000);
       });
       await Promise.race([idle, cut]);
+      // Idle kept-alive HTTP connections go now; a uwsgi connection closes by itself after
+      // its response, so one still open may be a request still arriving: it gets the grace.
+      httpServer?.closeIdleConnections();
+      await Promise.race([Promise.all(ended), cut]);
       clearTimeout(timer);
-      // Everything left is idle (or over the grace period): connections go now.
       httpServer?.closeAllConnections();
       for (const socket of uwsgiSockets) socket.destroy();
       await Promise.all(ended);
@@ -327,9 +330,4 @@ function withStaticMap(app: App, entries: Array<[string, string]>, staticFiles: 
     }
     return app(environ, startResponse);
   };
-}
-
-/** One line for an error, for the CLI and the master. */
-export function describeError(error: unknown): string {
-  return formatError(error, 'serve').trimEnd();
 }
