@@ -219,7 +219,13 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
   };
 }
 
-/** Parses `[host:]port` (`8080`, `:8080`, `0.0.0.0:8080`, `[::1]:8080`); host 127.0.0.1. */
+/**
+ * Parses `[host:]port` (`8080`, `:8080`, `0.0.0.0:8080`, `[::1]:8080`); the host defaults to
+ * 127.0.0.1, unlike uWSGI's `:8080` (all interfaces): exposing a port is asked for, not given.
+ *
+ * @example
+ * parseListen(':8080'); // { host: '127.0.0.1', port: 8080 }
+ */
 export function parseListen(text: string): ListenAddress {
   const match = /^(?:(\[[0-9a-fA-F:.]+\]|[^:[\]]*):)?(\d{1,5})$/.exec(text.trim());
   const port = match ? Number(match[2]) : NaN;
@@ -265,6 +271,9 @@ function whenClosed(server: NetServer): Promise<void> {
 /**
  * A tiny HTTP server answering every request with the stats document as JSON; `ngi serve`'s
  * master gathers the workers' figures before answering.
+ *
+ * @example
+ * createStatsServer(() => statsDocument(startedAt, [{ ...counters.figures() }])).listen(9191);
  */
 export function createStatsServer(
   document: () => StatsDocument | Promise<StatsDocument>,
