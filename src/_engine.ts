@@ -283,7 +283,11 @@ export class Exchange {
           }
           total += byteLength(chunk);
         }
-        this.sendHead(this.code < 200 || this.code === 204 || this.code === 304 ? -1 : total);
+        // A HEAD answered with nothing says nothing about the length the GET would have.
+        const unknown = this.isHead && total === 0;
+        this.sendHead(
+          unknown || this.code < 200 || this.code === 204 || this.code === 304 ? -1 : total,
+        );
         if (chunks.length === 1 && !this.bodiless) {
           this.phase = Phase.Done;
           this.sink.end(chunks[0] as Chunk);
@@ -338,7 +342,13 @@ export class Exchange {
     if (this.phase === Phase.Started) {
       // Nothing was written: the length is known to be 0 unless the app declared one (HEAD).
       this.sendHead(
-        this.declared >= 0 || this.code < 200 || this.code === 204 || this.code === 304 ? -1 : 0,
+        this.declared >= 0 ||
+          this.isHead ||
+          this.code < 200 ||
+          this.code === 204 ||
+          this.code === 304
+          ? -1
+          : 0,
       );
     }
     if (this.declared >= 0 && this.sent < this.declared && !this.bodiless) {
