@@ -1,0 +1,112 @@
+import type { Context } from 'hono';
+import { kNgiApp, kNodeHost } from '../src/_symbols.js';
+import { decodePath } from '../src/_url.js';
+import type { App, Environ, ErrorStream } from '../src/types.js';
+import { callFetchHandler, serveFetchRequest } from './fetch.js';
+
+/** What ngi needs of a Hono app: its `fetch`. Structural, so hono is never imported at runtime. */
+export interface HonoLike {
+  fetch(request: Request, env?: unknown, executionCtx?: unknown): Response | Promise<Response>;
+}
+
+/**
+ * What a Hono app behind `fromHono` finds in `c.env`: `incoming` as `@hono/node-server` gives
+ * it (so `getConnInfo(c)` from `@hono/node-server/conninfo` works), and the NGI environ.
+ */
+export interface NgiHonoBindings {
+  /** The Node request when ngi's own Node listener serves it, else just its socket addresses. */
+  incoming: {
+    socket: { remoteAddress?: string; remotePort?: number; remoteFamily?: string };
+  };
+  environ: Environ;
+}
+
+function bindingsOf(environ: Environ): NgiHonoBindings {
+  const host = environ[kNodeHost] as { req?: NgiHonoBindings['incoming'] } | undefined;
+  const req = host?.req;
+  if (req !== undefined) return { incoming: req, environ };
+  const address = environ.REMOTE_ADDR;
+  const port = Number(environ.REMOTE_PORT);
+  return {
+    incoming: {
+      socket: {
+        remoteAddress: address,
+        remotePort: Number.isInteger(port) && port > 0 ? port : undefined,
+        remoteFamily: address.includes(':') ? 'IPv6' : address === '' ? undefined : 'IPv4',
+      },
+    },
+    environ,
+  };
+}
+
+/**
+ * A Hono app as an NGI app: its `fetch` gets a `Request` built from the environ (the URL
+ * below the mount point) and `c.env` holds `incoming` (as on `@hono/node-server`) and the
+ * `environ`. See `fromFetch` for what Fetch cannot express.
+ *
+ * @example
+ * const hono = new Hono().get('/', (c) => c.text('hi'));
+ * http.createServer(toNodeHandler(fromHono(hono))).listen(8080, '127.0.0.1');
+ */
+export function fromHono(app: HonoLike): App {
+  const fetch = (request: Request, env: NgiHonoBindings) => app.fetch(request, env);
+  const ngiApp: App = (environ, startResponse) =>
+    callFetchHandler(fetch, environ, startResponse, bindingsOf(environ));
+  (ngiApp as { [kNgiApp]?: true })[kNgiApp] = true;
+  return ngiApp;
+}
+
+export interface ToHonoOptions {
+  /** Where the app and ngi log (`ngi.errors`); standard error by default. */
+  errors?: ErrorStream;
+}
+
+/**
+ * The path prefix a route pattern stands for, cut from the real (raw) path: as many
+ * segments as the pattern has before its trailing `*`, so `/:tenant/legacy/*` mounts at
+ * `/acme/legacy` and `%2F` inside those segments is decoded only once, into `SCRIPT_NAME`.
+ */
+export function mountedPrefix(routePath: string, url: string): string {
+  let pattern = routePath;
+  if (pattern.endsWith('*')) pattern = pattern.slice(0, -1);
+  if (pattern.endsWith('/')) pattern = pattern.slice(0, -1);
+  if (pattern === '') return '';
+  let segments = 0;
+  for (let i = 0; i < pattern.length; i++) if (pattern.charCodeAt(i) === 47) segments++;
+  const start = url.indexOf('/', url.indexOf('//') + 2);
+  if (start === -1) return '';
+  let end = start;
+  for (let seen = 0; seen < segments; seen++) {
+    const next = url.indexOf('/', end + 1);
+    const query = url.indexOf('?', end + 1);
+    if (next === -1 || (query !== -1 && query < next)) {
+      end = query === -1 ? url.length : query;
+      break;
+    }
+    end = next;
+  }
+  return decodePath(url.slice(start, end));
+}
+
+/**
+ * An NGI app as a Hono handler, for `hono.all('/legacy/*', toHono(app))` (also under
+ * `hono.route()` and `basePath()`): the part of the path the route pattern matched becomes
+ * `SCRIPT_NAME`, the rest `PATH_INFO`; `REQUEST_URI` stays the full raw target. On
+ * `@hono/node-server` the client address reaches `REMOTE_ADDR`.
+ *
+ * @example
+ * const hono = new Hono();
+ * hono.all('/legacy/*', toHono(legacyApp));
+ */
+export function toHono(app: App, options: ToHonoOptions = {}): (c: Context) => Promise<Response> {
+  const errors = options.errors;
+  return (c) => {
+    const request = c.req.raw;
+    const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
+    return serveFetchRequest(app, request, {
+      scriptName: mountedPrefix(c.req.routePath, request.url),
+      remoteAddress: env?.incoming?.socket?.remoteAddress,
+      errors,
+    });
+  };
+}
