@@ -7,7 +7,7 @@ import { LazySignal, attachSignal } from './_signal.js';
 import { decodePath, splitTarget } from './_url.js';
 import { addHeader, stderrStream } from './environ.js';
 import { ChunkedDecoder } from './_chunked.js';
-import { NgiError, formatError } from './errors.js';
+import { NgiError, RequestError, formatError } from './errors.js';
 import type { App, Chunk, Environ, ErrorStream, Headers } from './types.js';
 import {
   DEFAULT_BUFFER_SIZE,
@@ -28,6 +28,7 @@ export interface UwsgiServerOptions extends ListenerOptions {
 const VERSION = Object.freeze([1, 0] as const);
 const ignore = (): void => {};
 const RESOLVED = Promise.resolve();
+const NON_ASCII = /[^\t\r\n\x20-\x7e]/;
 
 /** The environ for a uwsgi packet: its vars (duplicates joined), completed with ngi's keys. */
 export function environFromUwsgi(
@@ -38,8 +39,18 @@ export function environFromUwsgi(
   multiprocess: boolean,
 ): Environ {
   const vars: Record<string, string> = {};
-  for (const [key, value] of packet.vars) addHeader(vars, key, value);
-  const https = vars.HTTPS === 'on' || vars.HTTPS === '1' || vars.UWSGI_SCHEME === 'https';
+  for (const [key, value] of packet.vars) {
+    const prior: unknown = vars[key];
+    if (prior === undefined) vars[key] = value;
+    // A repeat joins; a var named like an Object.prototype member (`constructor`,
+    // `__proto__`) finds a non-string there and is dropped.
+    else if (typeof prior === 'string') addHeader(vars, key, value);
+  }
+  const https =
+    vars.HTTPS === 'on' ||
+    vars.HTTPS === '1' ||
+    vars.UWSGI_SCHEME === 'https' ||
+    vars.REQUEST_SCHEME === 'https';
   const uri = vars.REQUEST_URI;
   let pathInfo = vars.PATH_INFO;
   let query = vars.QUERY_STRING;
@@ -84,16 +95,32 @@ class UwsgiBody extends Readable {
   private remaining: number;
   private readonly socket: Socket;
   private readonly chunked: ChunkedDecoder | undefined;
+  /** `limitPost` for a chunked body, whose size is only known as it arrives; 0 = none. */
+  private readonly limit: number;
+  private received = 0;
+  private readonly timeoutMs: number;
   private readonly onData = (data: Buffer): void => {
-    if (!this.push(data)) this.socket.pause();
+    if (this.chunked !== undefined && this.limit > 0) {
+      this.received += data.length;
+      if (this.received > this.limit) {
+        throw new RequestError(`the chunked body is over the limit of ${this.limit} bytes`, 413);
+      }
+    }
+    if (!this.push(data)) {
+      this.socket.pause();
+      // The app is slow to read, not the peer to send: no socket timeout while paused.
+      if (this.timeoutMs > 0) this.socket.setTimeout(0);
+    }
   };
 
   /** `length` -1: chunked. */
-  constructor(socket: Socket, length: number) {
+  constructor(socket: Socket, length: number, limit: number, timeoutMs: number) {
     super();
     this.socket = socket;
     this.chunked = length < 0 ? new ChunkedDecoder() : undefined;
     this.remaining = length < 0 ? Infinity : length;
+    this.limit = limit;
+    this.timeoutMs = timeoutMs;
     // A body cut short must not crash the process when the app never reads it; readers
     // still get the error through their own listeners.
     this.on('error', ignore);
@@ -128,21 +155,24 @@ class UwsgiBody extends Readable {
   }
 
   override _read(): void {
-    if (this.remaining > 0) this.socket.resume();
+    if (this.remaining > 0 && this.socket.isPaused()) {
+      this.socket.resume();
+      if (this.timeoutMs > 0) this.socket.setTimeout(this.timeoutMs);
+    }
   }
 
-  /** The peer closed before the whole body arrived. */
-  cutShort(): void {
-    if (this.remaining > 0) {
-      this.destroy(
-        new NgiError(
-          'NGI_ERR_BAD_REQUEST',
-          this.chunked
-            ? 'the chunked body ended before its last chunk'
-            : `the body ended ${this.remaining} bytes short of CONTENT_LENGTH`,
-        ),
-      );
-    }
+  /** The peer closed before the whole body arrived: fails the body, returns why. */
+  cutShort(): Error | undefined {
+    if (this.remaining === 0) return undefined;
+    const error = new NgiError(
+      'NGI_ERR_BAD_REQUEST',
+      this.chunked
+        ? 'the chunked body ended before its last chunk'
+        : `the body ended ${this.remaining} bytes short of CONTENT_LENGTH`,
+    );
+    this.remaining = 0;
+    this.destroy(error);
+    return error;
   }
 }
 
@@ -152,15 +182,23 @@ class UwsgiBody extends Readable {
  */
 class UwsgiSink implements ResponseSink {
   private readonly socket: Socket;
+  private readonly environ: Environ;
   private pendingHead: string | undefined = undefined;
+  /** The head holds bytes over 0x7f: written as Latin-1 (as node:http does), never joined with a UTF-8 chunk. */
+  private latin1Head = false;
+  /** A substituted error page went out: the app's body goes nowhere. */
+  private discard = false;
   private waiting: Promise<void> | undefined = undefined;
   private wake: (() => void) | undefined = undefined;
   private readonly timeoutMs: number;
   headersSent = false;
+  /** Bytes of the head, so the access log counts body bytes only. */
+  headBytes = 0;
 
-  constructor(socket: Socket, timeoutMs: number) {
+  constructor(socket: Socket, timeoutMs: number, environ: Environ) {
     this.socket = socket;
     this.timeoutMs = timeoutMs;
+    this.environ = environ;
   }
 
   get closed(): boolean {
@@ -168,19 +206,46 @@ class UwsgiSink implements ResponseSink {
   }
 
   head(code: number, reason: string, headers: Headers, addLength: number): void {
+    this.headersSent = true;
+    if (code < 200) return this.substitute(code);
     let head = `HTTP/1.1 ${code} ${reason || STATUS_CODES[code] || 'Unknown'}\r\n`;
     for (let i = 0; i < headers.length; i++) head += `${headers[i]![0]}: ${headers[i]![1]}\r\n`;
     if (addLength >= 0) head += `Content-Length: ${addLength}\r\n`;
-    this.pendingHead = head + 'Connection: close\r\n\r\n';
-    this.headersSent = true;
+    head += 'Connection: close\r\n\r\n';
+    this.pendingHead = head;
+    this.headBytes = head.length;
+    this.latin1Head = NON_ASCII.test(head);
+  }
+
+  /**
+   * nginx takes a 1xx head as the whole response and passes the real one on as body bytes
+   * (see vectors/responses): an app's 1xx becomes a logged 500 here.
+   */
+  private substitute(code: number): void {
+    const environ = this.environ;
+    environ['ngi.errors'].write(
+      formatError(
+        new NgiError(
+          'NGI_ERR_INVALID_STATUS',
+          `status ${code}: a uwsgi response cannot be 1xx (nginx would take it as final)`,
+        ),
+        `${environ.REQUEST_METHOD} ${environ.REQUEST_URI}`,
+      ),
+    );
+    const text = '500 Internal Server Error\n';
+    const head = `HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${text.length}\r\nConnection: close\r\n\r\n`;
+    this.headBytes = head.length;
+    this.pendingHead = head + (environ.REQUEST_METHOD === 'HEAD' ? '' : text);
+    this.discard = true;
   }
 
   write(chunk: Chunk): boolean {
+    if (this.discard) return true;
     const head = this.pendingHead;
     if (head !== undefined) {
       // Head and first chunk in one write: one packet for small responses.
       this.pendingHead = undefined;
-      if (typeof chunk === 'string') return this.socket.write(head + chunk);
+      if (typeof chunk === 'string' && !this.latin1Head) return this.socket.write(head + chunk);
       this.socket.cork();
       this.socket.write(head, 'latin1');
       const more = this.socket.write(chunk);
@@ -191,12 +256,14 @@ class UwsgiSink implements ResponseSink {
   }
 
   end(chunk?: Chunk): void {
-    if (chunk !== undefined) this.write(chunk);
+    if (chunk !== undefined && !this.discard) this.write(chunk);
     else if (this.pendingHead !== undefined) {
       this.socket.write(this.pendingHead, 'latin1');
       this.pendingHead = undefined;
     }
     this.socket.end();
+    // A peer that never closes its side (or never reads the rest) must not hold the socket.
+    if (this.timeoutMs > 0) this.socket.setTimeout(this.timeoutMs);
   }
 
   drain(): Promise<void> {
@@ -253,10 +320,15 @@ type Framing = { length: number } | { status: string; text: string };
 function framingOf(packet: UwsgiPacket, limitPost: number): Framing {
   let lengthVar: string | undefined;
   let chunked = false;
+  let repeated = false;
   for (const [key, value] of packet.vars) {
-    if (key === 'CONTENT_LENGTH') lengthVar = value;
-    else if (key === 'HTTP_TRANSFER_ENCODING' && /chunked/i.test(value)) chunked = true;
+    if (key === 'CONTENT_LENGTH') {
+      repeated = lengthVar !== undefined;
+      lengthVar = value;
+    } else if (key === 'HTTP_TRANSFER_ENCODING' && /chunked/i.test(value)) chunked = true;
   }
+  // Two lengths make the body's end ambiguous (the ground of request smuggling): refused.
+  if (repeated) return { status: '400 Bad Request', text: 'CONTENT_LENGTH sent more than once' };
   if (lengthVar !== undefined && lengthVar !== '') {
     if (!/^\d{1,15}$/.test(lengthVar)) {
       return {
@@ -305,6 +377,8 @@ function handleUwsgiConnection(
   });
   if (timeoutMs > 0) socket.setTimeout(timeoutMs);
   socket.on('timeout', () => {
+    // The response is out; only the peer's close is missing.
+    if (socket.writableFinished) return void socket.destroy();
     refuse(
       new NgiError(
         'NGI_ERR_TIMEOUT',
@@ -322,7 +396,12 @@ function handleUwsgiConnection(
           `connection closed after ${parser.buffered} bytes, before a complete packet`,
         ),
       );
-    } else body?.cutShort();
+    } else {
+      // nginx never half-closes: a peer that ends before the whole body is gone, and the
+      // response to a request that was never whole is aborted, not sent.
+      const error = body?.cutShort();
+      if (error !== undefined) refuse(error);
+    }
   });
   socket.on('close', () => {
     if (waiting !== undefined) clearTimeout(waiting.timer);
@@ -383,17 +462,22 @@ function start(
   timeoutMs: number,
 ): UwsgiBody | undefined {
   const problem = 'status' in framing ? framing : undefined;
-  const input = new UwsgiBody(socket, problem ? 0 : (framing as { length: number }).length);
+  const input = new UwsgiBody(
+    socket,
+    problem ? 0 : (framing as { length: number }).length,
+    options.limitPost ?? 0,
+    timeoutMs,
+  );
   const abort = new LazySignal();
   const environ = environFromUwsgi(packet, input, abort, errors, options.multiprocess ?? false);
-  const sink = new UwsgiSink(socket, timeoutMs);
+  const sink = new UwsgiSink(socket, timeoutMs, environ);
   const exchange = new Exchange(environ, sink, abort);
   const finished = options.onExchange?.(exchange);
   socket.once('close', () => {
     if (!socket.writableFinished) exchange.abandon(new NgiError('NGI_ERR_CLIENT_GONE'));
     finished?.({
       status: sink.headersSent ? exchange.code : 0,
-      bytes: socket.bytesWritten,
+      bytes: Math.max(0, socket.bytesWritten - sink.headBytes),
       complete: socket.writableFinished,
     });
   });
