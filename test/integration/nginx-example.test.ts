@@ -1,0 +1,63 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { after, before, describe, it } from 'node:test';
+import { spawnCli, type CliProcess } from '../helpers/cli-process.js';
+import { freePort, startNginx, type RunningNginx } from '../helpers/nginx.js';
+
+const example = readFileSync(new URL('../../examples/nginx/ngi.conf', import.meta.url), 'utf8');
+
+describe('examples/nginx/ngi.conf: nginx in front of two ngi serve processes', () => {
+  const backends: CliProcess[] = [];
+  let nginx: RunningNginx;
+  let origin: string;
+
+  before(async () => {
+    const ports = [await freePort(), await freePort()];
+    for (const port of ports) {
+      const cli = spawnCli([
+        'serve',
+        'examples/wrap-express/app.js',
+        '--uwsgi',
+        `127.0.0.1:${port}`,
+      ]);
+      backends.push(cli);
+      await cli.waitFor(/uwsgi listening on 127\.0\.0\.1:\d+/);
+    }
+    const listen = await freePort();
+    // The example as shipped, with free ports instead of 3031/3032/8080 and uwsgi_params by
+    // its absolute path (nginx here runs from a temp prefix).
+    const config = example
+      .replace('127.0.0.1:3031', `127.0.0.1:${ports[0]}`)
+      .replace('127.0.0.1:3032', `127.0.0.1:${ports[1]}`)
+      .replace('listen 8080;', `listen 127.0.0.1:${listen};`)
+      .replace('include uwsgi_params;', 'include /etc/nginx/uwsgi_params;');
+    nginx = await startNginx({ http: config, server: '' });
+    origin = `http://127.0.0.1:${listen}`;
+  });
+
+  after(async () => {
+    await nginx?.stop();
+    for (const cli of backends) cli.kill();
+  });
+
+  it('answers through nginx, and both backends receive traffic', async () => {
+    const upstreams = new Set<string>();
+    for (let i = 0; i < 8; i++) {
+      const res = await fetch(`${origin}/`);
+      assert.equal(res.status, 200, nginx.errorLog());
+      await res.arrayBuffer();
+      upstreams.add(res.headers.get('x-upstream') ?? '');
+    }
+    assert.equal(
+      upstreams.size,
+      2,
+      `round robin over both backends, saw ${[...upstreams].join(' ')}`,
+    );
+  });
+
+  it("a missing route is the app's 404, not nginx's 502", async () => {
+    const res = await fetch(`${origin}/no/such/route`);
+    assert.equal(res.status, 404);
+    assert.doesNotMatch(await res.text(), /nginx/);
+  });
+});
