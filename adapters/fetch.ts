@@ -472,7 +472,8 @@ function readNow(read: Promise<Read>): Promise<Read | typeof PENDING> {
  */
 async function readBody(reader: ReadableStreamDefaultReader<Uint8Array>) {
   const chunks: Uint8Array[] = [];
-  for (let i = 0; i < 3; i++) {
+  // Two reads, as @hono/node-server does: the same bodies get a length on both.
+  for (let i = 0; i < 2; i++) {
     const read = reader.read();
     const step = await readNow(read);
     if (step === PENDING) return new ResponseBody(reader, chunks, read);
