@@ -35,6 +35,24 @@ const groups: Group[] = [
     candidates: ['express via ngi (fast path)', 'express via ngi (emulated)'],
   },
   {
+    name: 'ngi serve --http vs node:http',
+    goal: 0.97,
+    baseline: 'node:http',
+    candidates: ['ngi serve --http'],
+  },
+  {
+    name: 'nginx uwsgi_pass vs proxy_pass',
+    goal: 1.05,
+    baseline: 'nginx>http:node:http',
+    candidates: ['nginx>uwsgi:ngi serve --uwsgi'],
+  },
+  {
+    name: 'nginx uwsgi_pass vs proxy_pass (express)',
+    goal: 1.05,
+    baseline: 'nginx>http:express',
+    candidates: ['nginx>uwsgi:ngi serve --uwsgi (express app)'],
+  },
+  {
     name: 'ngi in express vs express',
     goal: 0.95,
     baseline: 'express',
@@ -59,9 +77,43 @@ const groups: Group[] = [
 ];
 
 const serversFile = fileURLToPath(new URL('./servers.ts', import.meta.url));
+
+/**
+ * A variant named `nginx>uwsgi:<server variant>` or `nginx>http:<server variant>` runs the
+ * server variant behind a real nginx (`uwsgi_pass` or `proxy_pass`, both with nginx's
+ * defaults: a new upstream connection per request).
+ */
+const FRONTED = /^nginx>(uwsgi|http):(.+)$/;
 const hasWrk = spawnSync('wrk', ['--version']).error === undefined;
 
-async function start(variant: string): Promise<{ child: ChildProcess; port: number }> {
+interface Running {
+  port: number;
+  stop(): Promise<void> | void;
+}
+
+async function start(variant: string): Promise<Running> {
+  const fronted = FRONTED.exec(variant);
+  if (fronted) {
+    const backend = await startServer(fronted[2]!);
+    const { startNginx } = await import('../test/helpers/nginx.js');
+    const pass =
+      fronted[1] === 'uwsgi'
+        ? `include /etc/nginx/uwsgi_params; uwsgi_pass 127.0.0.1:${backend.port};`
+        : `proxy_pass http://127.0.0.1:${backend.port};`;
+    const nginx = await startNginx({ server: `access_log off; location / { ${pass} }` });
+    return {
+      port: nginx.port,
+      stop: async () => {
+        await nginx.stop();
+        backend.child.kill('SIGTERM');
+      },
+    };
+  }
+  const server = await startServer(variant);
+  return { port: server.port, stop: () => void server.child.kill('SIGTERM') };
+}
+
+async function startServer(variant: string): Promise<{ child: ChildProcess; port: number }> {
   const child = spawn(process.execPath, ['--import', 'tsx', serversFile, variant], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -106,7 +158,7 @@ console.log(
 const rows: string[][] = [['group', 'variant', 'req/s', 'ratio', 'goal']];
 for (const group of chosen) {
   const variants = [group.baseline, ...group.candidates];
-  const servers = new Map<string, { child: ChildProcess; port: number }>();
+  const servers = new Map<string, Running>();
   try {
     for (const v of variants) servers.set(v, await start(v));
     const samples = new Map<string, number[]>(variants.map((v) => [v, []]));
@@ -129,7 +181,7 @@ for (const group of chosen) {
   } catch (error) {
     rows.push([group.name, 'FAILED', String((error as Error).message).split('\n')[0]!, '', '']);
   } finally {
-    for (const { child } of servers.values()) child.kill('SIGTERM');
+    for (const server of servers.values()) await server.stop();
   }
 }
 const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));

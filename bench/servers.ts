@@ -30,6 +30,20 @@ async function expressHello() {
   return app;
 }
 
+/** `serve()` with one listener; the harness reads the port it prints. */
+function served(listener: 'http' | 'uwsgi', app: () => Promise<import('ngi').App>): Variant {
+  return async () => ({
+    listen: async () => {
+      const { serve } = await import('ngi');
+      const handle = await serve(await app(), {
+        [listener]: { host: '127.0.0.1', port: 0 },
+        logFormat: 'off',
+      });
+      return handle[listener]!.port;
+    },
+  });
+}
+
 const variants: Record<string, Variant> = {
   'node:http': async () => (_req, res) => {
     res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': HELLO.length });
@@ -39,7 +53,13 @@ const variants: Record<string, Variant> = {
     const { toNodeHandler } = await import('ngi/node');
     return toNodeHandler(await ngiHello()) as RequestListener;
   },
+  'ngi serve --http': served('http', ngiHello),
+  'ngi serve --uwsgi': served('uwsgi', ngiHello),
   express: expressHello,
+  'ngi serve --uwsgi (express app)': served('uwsgi', async () => {
+    const { fromNodeHandler } = await import('ngi/node');
+    return fromNodeHandler(await expressHello());
+  }),
   'express via ngi (fast path)': async () => {
     const { toNodeHandler, fromNodeHandler } = await import('ngi/node');
     return toNodeHandler(fromNodeHandler(await expressHello())) as RequestListener;
