@@ -36,7 +36,7 @@ async function start(...flags: string[]) {
 }
 
 /** Polls `check` until it returns a value, at most `tries` times. */
-async function until<T>(check: () => Promise<T | undefined>, tries = 200): Promise<T> {
+async function until<T>(check: () => Promise<T | undefined>, tries = 600): Promise<T> {
   for (let i = 0; i < tries; i++) {
     const value = await check().catch(() => undefined);
     if (value !== undefined) return value;
