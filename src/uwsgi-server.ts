@@ -443,7 +443,8 @@ function handleUwsgiConnection(
             text: 'a chunked body arrived with no CONTENT_LENGTH and no data (enable --http-chunked-input on the router, or buffer it in nginx)',
           });
         },
-        Math.min(CHUNKED_GRACE_MS, timeoutMs || CHUNKED_GRACE_MS),
+        // Within the socket timeout, which would otherwise close the connection unanswered.
+        timeoutMs > 0 ? Math.min(CHUNKED_GRACE_MS, timeoutMs / 2) : CHUNKED_GRACE_MS,
       );
       waiting = { packet, timer };
       return;

@@ -14,7 +14,13 @@ export interface RawExchange {
 export function sendRaw(
   port: number,
   data: Buffer,
-  options: { split?: number; timeoutMs?: number; halfClose?: boolean } = {},
+  options: {
+    split?: number;
+    /** With `split`: only the first `splitUntil` bytes are split, the rest goes in one write. */
+    splitUntil?: number;
+    timeoutMs?: number;
+    halfClose?: boolean;
+  } = {},
 ): Promise<RawExchange> {
   return new Promise((resolve) => {
     const socket = connect(port, '127.0.0.1');
@@ -34,10 +40,12 @@ export function sendRaw(
     socket.on('connect', async () => {
       const split = options.split ?? 0;
       if (split > 0) {
-        for (let i = 0; i < data.length && !socket.destroyed; i += split) {
-          socket.write(data.subarray(i, i + split));
+        const until = Math.min(options.splitUntil ?? data.length, data.length);
+        for (let i = 0; i < until && !socket.destroyed; i += split) {
+          socket.write(data.subarray(i, Math.min(i + split, until)));
           await new Promise((r) => setImmediate(r));
         }
+        if (until < data.length && !socket.destroyed) socket.write(data.subarray(until));
       } else {
         socket.write(data);
       }
