@@ -108,6 +108,24 @@ describe('ngi serve master and workers', () => {
     await allGone([pid]);
   });
 
+  it('backs off when respawned workers keep dying, so a crashing app cannot fork-bomb', async () => {
+    const { proc, port } = await start('--workers', '1');
+    const delays: number[] = [];
+    const pattern = /died \(code 3\); respawning in (\d+)ms/g;
+    for (let round = 1; round <= 3; round++) {
+      await assert.rejects(get(port, '/crash'));
+      const deaths = await until(async () => {
+        const found = [...proc.stderr().matchAll(pattern)];
+        return found.length >= round ? found : undefined;
+      });
+      delays.push(Number(deaths[round - 1]![1]));
+      await until(async () => ((await get(port, '/pid')).status === 200 ? true : undefined));
+    }
+    assert.deepEqual(delays, [0, 100, 200]);
+    proc.child.kill('SIGTERM');
+    assert.equal(await proc.exited, 0);
+  });
+
   it('answers 504 past --harakiri and replaces the worker', async () => {
     const { proc, port, figures } = await start('--workers', '1', '--harakiri', '1');
     const [first] = (await figures()).workers;
