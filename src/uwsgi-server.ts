@@ -154,6 +154,17 @@ class UwsgiBody extends Readable {
     return this.remaining === 0;
   }
 
+  /**
+   * The response is out but the app left part of the body unread: read and drop the rest.
+   * Closing with unread bytes would reset the connection, and a reset can destroy the
+   * response before nginx reads it (the "lingering close" problem).
+   */
+  discardRest(): void {
+    if (this.remaining === 0) return;
+    this.remaining = 0;
+    this.socket.resume();
+  }
+
   override _read(): void {
     if (this.remaining > 0 && this.socket.isPaused()) {
       this.socket.resume();
@@ -409,7 +420,9 @@ function handleUwsgiConnection(
   socket.on('data', (chunk: Buffer) => {
     if (body !== undefined) {
       body.feed(chunk);
-      if (body.complete && timeoutMs > 0) socket.setTimeout(0);
+      // Body in: the app may think as long as it likes (harakiri's job, not ours); once the
+      // response has ended, the timeout set by the sink stays.
+      if (body.complete && timeoutMs > 0 && !socket.writableEnded) socket.setTimeout(0);
       return;
     }
     if (waiting !== undefined) {
@@ -474,6 +487,7 @@ function start(
   const sink = new UwsgiSink(socket, timeoutMs, environ);
   const exchange = new Exchange(environ, sink, abort);
   const finished = options.onExchange?.(exchange);
+  socket.once('finish', () => input.discardRest());
   socket.once('close', () => {
     if (!socket.writableFinished) exchange.abandon(new NgiError('NGI_ERR_CLIENT_GONE'));
     finished?.({

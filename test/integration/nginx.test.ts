@@ -123,6 +123,10 @@ const routes: App = defineApp(async (environ, startResponse) => {
     case '/head':
       startResponse('200 OK', [['Content-Type', 'text/plain']]);
       return ['a body HEAD must not carry'];
+    case '/unread':
+      // Answers without reading the request body.
+      startResponse('401 Unauthorized', [['Content-Type', 'text/plain']]);
+      return ['no'];
     case '/throw':
       throw new Error('deliberate failure');
     default:
@@ -152,7 +156,10 @@ describe('real nginx → uwsgi_pass → the uwsgi listener, NGI app', () => {
   let backend: Awaited<ReturnType<typeof listenUwsgi>>;
   before(async () => {
     backend = await listenUwsgi(routes);
-    nginx = await startNginx({ server: uwsgiLocation(backend.port) });
+    nginx = await startNginx({
+      http: 'client_max_body_size 20m;',
+      server: uwsgiLocation(backend.port),
+    });
   });
   after(async () => {
     await nginx?.stop();
@@ -244,6 +251,18 @@ describe('real nginx → uwsgi_pass → the uwsgi listener, NGI app', () => {
   it('several Set-Cookie headers all reach the client, in order', async () => {
     const reply = await ask(nginx.origin, { path: '/cookies' });
     assert.deepEqual(reply.headers['set-cookie'], ['a=1; Path=/', 'b=2; HttpOnly', 'c=3']);
+  });
+
+  it('a 5 MB body the app never reads: its answer still reaches the client intact', async () => {
+    for (let i = 0; i < 3; i++) {
+      const reply = await ask(nginx.origin, {
+        method: 'POST',
+        path: '/unread',
+        body: pattern(5 * 1024 * 1024),
+      });
+      assert.equal(reply.status, 401);
+      assert.equal(reply.body.toString(), 'no');
+    }
   });
 
   it('404 from the app is passed through with its body', async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import type { AddressInfo, Server } from 'node:net';
+import { connect, type AddressInfo, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { ExchangeOutcome } from '../../src/_listener.js';
@@ -387,6 +387,51 @@ describe('uwsgi listener: responses shaped for nginx', () => {
     );
     assert.match(bytes.toString(), /^HTTP\/1\.1 200 OK\r\n/);
     assert.doesNotMatch(bytes.toString(), /100 Continue/);
+  });
+
+  it('a body the app never reads is drained after the response, so the peer sees a clean close', async () => {
+    // Closing with unread bytes would reset the connection; the 30 s socket timeout is far
+    // beyond the client's deadline, so only the drain lets this connection end in time.
+    const { bytes, closed } = await run(
+      (_e, startResponse) => {
+        startResponse('401 Unauthorized', []);
+        return ['no'];
+      },
+      [
+        ['REQUEST_METHOD', 'POST'],
+        ['CONTENT_LENGTH', String(2 * 1024 * 1024)],
+      ],
+      'x'.repeat(2 * 1024 * 1024),
+    );
+    assert.ok(closed);
+    assert.equal(parseHttpResponse(bytes).statusLine, 'HTTP/1.1 401 Unauthorized');
+    assert.equal(parseHttpResponse(bytes).body.toString(), 'no');
+  });
+
+  it('a client gone mid-response: ngi.signal fires and the body is finished', async () => {
+    let finished!: () => void;
+    const cleanedUp = new Promise<void>((resolve) => (finished = resolve));
+    let signal: AbortSignal | undefined;
+    const { server, port } = await listen((environ, startResponse) => {
+      signal = environ['ngi.signal'];
+      startResponse('200 OK', []);
+      return (async function* () {
+        try {
+          for (;;) {
+            yield 'tick '.repeat(1000);
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+        } finally {
+          finished();
+        }
+      })();
+    });
+    servers.push(server);
+    const socket = connect(port, '127.0.0.1', () => socket.write(request([])));
+    socket.on('error', () => {});
+    socket.once('data', () => socket.destroy());
+    await cleanedUp;
+    assert.equal(signal?.aborted, true);
   });
 
   it('onExchange is called once per request and its callback once, with the outcome', async () => {
