@@ -30,7 +30,14 @@ const ignore = (): void => {};
 const RESOLVED = Promise.resolve();
 const NON_ASCII = /[^\t\r\n\x20-\x7e]/;
 
-/** The environ for a uwsgi packet: its vars (duplicates joined), completed with ngi's keys. */
+/**
+ * The environ for a uwsgi packet: its vars in wire order (repeats joined with `", "`, Cookie
+ * with `"; "`), empty `CONTENT_TYPE`/`CONTENT_LENGTH` removed, completed with ngi's keys.
+ *
+ * @example
+ * const environ = environFromUwsgi(packet, body, new LazySignal(), stderrStream, false);
+ * environ.PATH_INFO; // as nginx sent it (decoded, normalised)
+ */
 export function environFromUwsgi(
   packet: UwsgiPacket,
   input: Readable,
@@ -489,6 +496,7 @@ function start(
   const finished = options.onExchange?.(exchange);
   socket.once('finish', () => input.discardRest());
   socket.once('close', () => {
+    sink.onDrain(); // a body waiting for 'drain' on a dead socket would wait forever
     if (!socket.writableFinished) exchange.abandon(new NgiError('NGI_ERR_CLIENT_GONE'));
     finished?.({
       status: sink.headersSent ? exchange.code : 0,

@@ -150,7 +150,11 @@ export async function startNginx(config: NginxConfig): Promise<RunningNginx> {
       }
     };
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    // A test process that dies without stop() must not leave nginx running.
+    const orphanGuard = () => child.kill('SIGKILL');
+    process.once('exit', orphanGuard);
     const stop = async () => {
+      process.off('exit', orphanGuard);
       if (child.exitCode === null && child.signalCode === null) {
         // SIGTERM is nginx's fast shutdown: tests do not wait for idle connections.
         child.kill('SIGTERM');
