@@ -135,9 +135,13 @@ const routes: App = defineApp(async (environ, startResponse) => {
   }
 });
 
-async function listenUwsgi(app: App): Promise<{ server: Server; port: number; logs: string[] }> {
+async function listenUwsgi(
+  app: App,
+  bufferSize?: number,
+): Promise<{ server: Server; port: number; logs: string[] }> {
   const logs: string[] = [];
   const server = createUwsgiServer(app, {
+    bufferSize,
     socketTimeout: 10,
     errors: { write: (line: string) => logs.push(line) },
   });
@@ -154,16 +158,24 @@ const closeServer = (server: Server | HttpServer) =>
 describe('real nginx → uwsgi_pass → the uwsgi listener, NGI app', () => {
   let nginx: RunningNginx;
   let backend: Awaited<ReturnType<typeof listenUwsgi>>;
+  /** The same app with a 64 KB buffer size, behind `/wide/`. */
+  let wide: Awaited<ReturnType<typeof listenUwsgi>>;
   before(async () => {
     backend = await listenUwsgi(routes);
+    wide = await listenUwsgi((environ, startResponse) => {
+      environ.PATH_INFO = '/echo';
+      return routes(environ, startResponse);
+    }, 65535);
     nginx = await startNginx({
-      http: 'client_max_body_size 20m;',
-      server: uwsgiLocation(backend.port),
+      http: 'client_max_body_size 20m; large_client_header_buffers 4 64k;',
+      server: `${uwsgiLocation(backend.port)}
+        ${uwsgiLocation(wide.port, '/wide/')}`,
     });
   });
   after(async () => {
     await nginx?.stop();
     if (backend) await closeServer(backend.server);
+    if (wide) await closeServer(wide.server);
   });
 
   it('GET with a query and two cookies: the app sees both, joined with "; "', async () => {
@@ -282,6 +294,25 @@ describe('real nginx → uwsgi_pass → the uwsgi listener, NGI app', () => {
 
   it('nginx logs no upstream errors for any of the above', () => {
     assert.doesNotMatch(nginx.errorLog(), /upstream prematurely closed|upstream sent invalid/);
+  });
+
+  it('vars over the buffer size (4096): refused and logged, so nginx answers 502', async () => {
+    const before = backend.logs.length;
+    const reply = await ask(nginx.origin, {
+      path: '/echo',
+      headers: { 'X-Big': 'b'.repeat(6000) },
+    });
+    assert.equal(reply.status, 502);
+    assert.ok(backend.logs.slice(before).some((l) => l.includes('raise --buffer-size')));
+  });
+
+  it('a 40 KB header passes with bufferSize 65535', async () => {
+    const reply = await ask(nginx.origin, {
+      path: '/wide/x',
+      headers: { 'X-Big': 'b'.repeat(40_000) },
+    });
+    assert.equal(reply.status, 200);
+    assert.equal(JSON.parse(reply.body.toString()).path, '/echo');
   });
 });
 
