@@ -389,6 +389,34 @@ describe('uwsgi listener: responses shaped for nginx', () => {
     assert.doesNotMatch(bytes.toString(), /100 Continue/);
   });
 
+  it('ngi.input applies backpressure: an app that does not read holds little in memory', async () => {
+    const size = 4 * 1024 * 1024;
+    const payload = Buffer.alloc(size, 'z');
+    let held = -1;
+    const { bytes } = await run(
+      async (environ, startResponse) => {
+        const input = environ['ngi.input'];
+        // Ample time for 4 MB on loopback, were the socket not paused.
+        for (let i = 0; i < 20; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+        held = input.readableLength;
+        const hash = createHash('sha256');
+        for await (const chunk of input) hash.update(chunk as Buffer);
+        startResponse('200 OK', []);
+        return [hash.digest('hex')];
+      },
+      [
+        ['REQUEST_METHOD', 'POST'],
+        ['CONTENT_LENGTH', String(size)],
+      ],
+      payload.toString(),
+    );
+    assert.ok(held >= 0 && held < 512 * 1024, `held ${held} bytes`);
+    assert.equal(
+      parseHttpResponse(bytes).body.toString(),
+      createHash('sha256').update(payload).digest('hex'),
+    );
+  });
+
   it('a body the app never reads is drained after the response, so the peer sees a clean close', async () => {
     // Closing with unread bytes would reset the connection; the 30 s socket timeout is far
     // beyond the client's deadline, so only the drain lets this connection end in time.
