@@ -391,7 +391,7 @@ function handleUwsgiConnection(
   };
   socket.on('error', (error) => {
     // ECONNRESET and friends: the peer is gone; the exchange (if any) learns it from 'close'.
-    if (!started) errors.write(formatError(error, peer));
+    if (!started && parser.buffered > 0) errors.write(formatError(error, peer));
   });
   if (timeoutMs > 0) socket.setTimeout(timeoutMs);
   socket.on('timeout', () => {
@@ -407,7 +407,9 @@ function handleUwsgiConnection(
     );
   });
   socket.on('end', () => {
-    if (!started) {
+    // A connection opened and closed without a byte (a TCP health check) is not an error.
+    if (!started && parser.buffered === 0) socket.destroy();
+    else if (!started) {
       refuse(
         new NgiError(
           'NGI_ERR_BAD_PACKET',

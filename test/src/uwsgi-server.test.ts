@@ -530,6 +530,14 @@ describe('uwsgi listener: bad input is refused cleanly', () => {
     assert.ok(logged('NGI_ERR_BAD_PACKET'));
   });
 
+  it('a connection closed without a byte (a TCP health check) is closed quietly', async () => {
+    const before = logs.length;
+    const { bytes, closed } = await sendRaw(port, Buffer.alloc(0), { halfClose: true });
+    assert.ok(closed);
+    assert.equal(bytes.length, 0);
+    assert.equal(logs.length, before);
+  });
+
   it('a vars block over the buffer size is refused before it is buffered', async () => {
     const big = encodeUwsgiPacket([['HTTP_X_BIG', 'x'.repeat(5000)]]);
     const { bytes, closed } = await sendRaw(port, big.subarray(0, 10));
