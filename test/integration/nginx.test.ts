@@ -5,7 +5,7 @@ import { connect, type AddressInfo, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import express from 'express';
 import { fromNodeHandler } from '../../adapters/node.js';
-import { defineApp, type App, type Environ } from '../../src/index.js';
+import { defineApp, mount, type App, type Environ } from '../../src/index.js';
 import { createUwsgiServer } from '../../src/uwsgi-server.js';
 import { startNginx, uwsgiLocation, type RunningNginx } from '../helpers/nginx.js';
 
@@ -161,7 +161,8 @@ describe('real nginx → uwsgi_pass → the uwsgi listener, NGI app', () => {
   /** The same app with a 64 KB buffer size, behind `/wide/`. */
   let wide: Awaited<ReturnType<typeof listenUwsgi>>;
   before(async () => {
-    backend = await listenUwsgi(routes);
+    // `/nobuf/...` reaches the same routes through nginx with no buffering either way.
+    backend = await listenUwsgi(mount({ '/nobuf': routes, '/': routes }));
     wide = await listenUwsgi((environ, startResponse) => {
       environ.PATH_INFO = '/echo';
       return routes(environ, startResponse);
@@ -169,7 +170,8 @@ describe('real nginx → uwsgi_pass → the uwsgi listener, NGI app', () => {
     nginx = await startNginx({
       http: 'client_max_body_size 20m; large_client_header_buffers 4 64k;',
       server: `${uwsgiLocation(backend.port)}
-        ${uwsgiLocation(wide.port, '/wide/')}`,
+        ${uwsgiLocation(wide.port, '/wide/')}
+        ${uwsgiLocation(backend.port, '/nobuf/', 'uwsgi_buffering off; uwsgi_request_buffering off;')}`,
     });
   });
   after(async () => {
@@ -290,6 +292,24 @@ describe('real nginx → uwsgi_pass → the uwsgi listener, NGI app', () => {
     assert.match(reply.body.toString(), /500 Internal Server Error/);
     const lines = backend.logs.slice(before);
     assert.equal(lines.filter((l) => l.includes('deliberate failure')).length, 1);
+  });
+
+  it('with uwsgi_buffering and uwsgi_request_buffering off: bodies both ways intact', async () => {
+    const body = pattern(100 * 1024);
+    for (const sent of [body, [body.subarray(0, 65524), body.subarray(65524)]]) {
+      const reply = await ask(nginx.origin, { method: 'POST', path: '/nobuf/echo', body: sent });
+      const seen = JSON.parse(reply.body.toString());
+      assert.equal(seen.sha256, sha256(body));
+      assert.equal(seen.contentLength, String(body.length), 'nginx de-chunks even unbuffered');
+    }
+    for (const path of ['/nobuf/stream', '/nobuf/big-stream']) {
+      const reply = await ask(nginx.origin, { path });
+      assert.equal(reply.status, 200);
+      const expected = path.endsWith('big-stream')
+        ? TWO_MB
+        : Buffer.from('part 0\npart 1\npart 2\npart 3\npart 4\n');
+      assert.equal(sha256(reply.body), sha256(expected), path);
+    }
   });
 
   it('nginx logs no upstream errors for any of the above', () => {
