@@ -61,11 +61,17 @@ export async function runWorker(load: () => Promise<App>, options: ServeOptions)
     else then?.();
   };
   let handle: ServerHandle | undefined;
+  let listening = false;
   let stopping = false;
   const stop = (): void => {
     if (stopping) return;
     stopping = true;
-    if (handle === undefined) process.exit(0);
+    // Still loading: nothing to finish. Listening but not yet handed back by serve(): the
+    // close happens as soon as it is (connections may already be arriving).
+    if (handle === undefined) {
+      if (!listening) process.exit(0);
+      return;
+    }
     void handle
       .close(options.grace)
       .then(() => send({ ngi: 'final', figures: handle!.figures() }, () => process.exit(0)));
@@ -94,7 +100,8 @@ export async function runWorker(load: () => Promise<App>, options: ServeOptions)
   } catch (error) {
     return fatal(error);
   }
-  if (stopping) return;
+  if (stopping) process.exit(0);
+  listening = true;
   try {
     handle = await serve(app, {
       ...options,
@@ -106,6 +113,10 @@ export async function runWorker(load: () => Promise<App>, options: ServeOptions)
     });
   } catch (error) {
     return fatal(error);
+  }
+  if (stopping) {
+    stopping = false;
+    return stop();
   }
   if (options.harakiri) {
     // The master's watchdog for an event loop blocked by synchronous code: no beat, no life.
@@ -198,8 +209,11 @@ export function runMaster(options: MasterOptions): Promise<number> {
 
   const stopSlot = (slot: Slot): void => {
     if (slot.state === 'stopping') return;
+    // A worker still starting may not listen for messages yet (they would be lost); it has
+    // no request to finish either, and its SIGTERM handler stops it gracefully if it is set.
+    if (slot.state === 'starting') slot.worker.process.kill('SIGTERM');
+    else tell(slot, { ngi: 'stop' });
     slot.state = 'stopping';
-    tell(slot, { ngi: 'stop' });
     // Past the grace period (and a little for the exit itself) the worker is killed.
     setTimeout(() => slot.worker.process.kill('SIGKILL'), (grace + 5) * 1000).unref();
   };

@@ -49,7 +49,6 @@ export function createHttpServer(app: App, options: HttpServerOptions = {}): Ser
   };
   const base = { errors: options.errors, multiprocess: options.multiprocess };
   const onExchange = options.onExchange;
-  const closeIdle = () => server.closeIdleConnections();
 
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
     // A request that arrives on a kept-alive connection while draining is the last on it.
@@ -70,7 +69,6 @@ export function createHttpServer(app: App, options: HttpServerOptions = {}): Ser
     const finished = onExchange?.(exchange);
     res.once('close', () => {
       inFlight.delete(res);
-      if (!server.listening) setImmediate(closeIdle);
       finished?.({
         status: res.headersSent ? res.statusCode : 0,
         // Bytes on the wire, head included (nginx's $bytes_sent): the fast path writes the
@@ -84,17 +82,28 @@ export function createHttpServer(app: App, options: HttpServerOptions = {}): Ser
 }
 
 /**
- * Stops accepting, closes idle keep-alive connections, and makes every response still in
- * progress the last on its connection, so the server's `'close'` fires once they finish.
+ * Stops accepting and makes every response still in progress the last on its connection.
+ * Idle kept-alive connections are left to expire on `keepAliveTimeout` (the client knows it
+ * from the `Keep-Alive` header and stops reusing them first); a request that still arrives on
+ * one is answered and marked the last. The server's `'close'` fires once all are gone.
  *
  * @example
  * server.once('close', () => console.log('drained'));
  * drainHttpServer(server);
  */
 export function drainHttpServer(server: Server): void {
-  if (server.listening) server.close();
+  if (server.listening) {
+    // Node's close() also drops idle kept-alive connections at once, which races a client
+    // already sending its next request on one: that request would fail. Skip that step only.
+    const closeIdle = server.closeIdleConnections;
+    server.closeIdleConnections = () => {};
+    try {
+      server.close();
+    } finally {
+      server.closeIdleConnections = closeIdle;
+    }
+  }
   for (const res of inFlightOf.get(server) ?? []) {
     if (!res.headersSent) res.shouldKeepAlive = false;
   }
-  server.closeIdleConnections();
 }

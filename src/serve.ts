@@ -198,9 +198,9 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
         }, grace * 1000);
       });
       await Promise.race([idle, cut]);
-      // Idle kept-alive HTTP connections go now; a uwsgi connection closes by itself after
-      // its response, so one still open may be a request still arriving: it gets the grace.
-      httpServer?.closeIdleConnections();
+      // Connections close by themselves: kept-alive HTTP ones on keepAliveTimeout, uwsgi ones
+      // after their response. One still open may carry a request still arriving: the grace
+      // period covers it.
       await Promise.race([Promise.all(ended), cut]);
       clearTimeout(timer);
       httpServer?.closeAllConnections();

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { request } from 'node:http';
+import { request, type Agent } from 'node:http';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -79,10 +79,14 @@ export function spawnCli(args: string[]): CliProcess {
   };
 }
 
-/** One GET on a fresh connection (no keep-alive): status and body text. */
-export function get(port: number, path: string): Promise<{ status: number; body: string }> {
+/** One GET, on a fresh connection unless a keep-alive `agent` is given: status and body text. */
+export function get(
+  port: number,
+  path: string,
+  agent: Agent | false = false,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path, agent }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));

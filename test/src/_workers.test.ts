@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { Agent } from 'node:http';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { alive, get, spawnCli, type CliProcess } from '../helpers/cli-process.js';
@@ -50,8 +51,9 @@ async function allGone(pids: Iterable<number>): Promise<void> {
 }
 
 describe('ngi serve master and workers', () => {
-  it('reloads on SIGHUP under sequential load with no failed request', async () => {
+  it('reloads on SIGHUP under sequential load with no failed request, keep-alive or not', async () => {
     const { proc, port, figures } = await start('--workers', '2');
+    const agent = new Agent({ keepAlive: true, maxSockets: 2 });
     const before = new Set((await figures()).workers.map((w) => w.pid));
     assert.equal(before.size, 2);
     const seen = new Set<number>();
@@ -67,15 +69,17 @@ describe('ngi serve master and workers', () => {
         reloadedAt = i;
       }
       try {
-        const { status, body } = await get(port, '/pid');
-        if (status !== 200) failures.push(`status ${status}`);
-        const pid = Number(body);
+        const [fresh1, kept] = await Promise.all([get(port, '/pid'), get(port, '/pid', agent)]);
+        for (const { status } of [fresh1, kept])
+          if (status !== 200) failures.push(`status ${status}`);
+        const pid = Number(fresh1.body);
         seen.add(pid);
         fresh = reloadedAt >= 0 && !before.has(pid) ? fresh + 1 : 0;
       } catch (error) {
         failures.push((error as Error).message);
       }
     }
+    agent.destroy();
     assert.deepEqual(failures, []);
     assert.deepEqual(
       await slow,

@@ -132,12 +132,13 @@ describe('createHttpServer', () => {
   it('drains: stops accepting, finishes in-flight requests with Connection: close, then closes', async () => {
     let arrived = () => {};
     const server = createHttpServer(hello, {
+      keepAliveTimeout: 3, // the agent keeps a socket for the hinted timeout less 1s
       onExchange: (exchange) => {
         if (exchange.environ.PATH_INFO === '/slow') arrived();
       },
     });
     const port = await listen(server);
-    const agent = new Agent({ keepAlive: true });
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     try {
       await fetchText(port, '/warm', { agent }); // leaves an idle kept-alive connection
       const inFlight = new Promise<void>((resolve) => (arrived = resolve));
@@ -148,6 +149,12 @@ describe('createHttpServer', () => {
       const reply = await slow;
       assert.equal(reply.body, 'hello /slow');
       assert.equal(reply.headers.connection, 'close');
+      // The idle kept-alive connection was not cut under the client: its next request is
+      // answered, as the last on that connection.
+      const late = await fetchText(port, '/late', { agent });
+      assert.equal(late.reused, true);
+      assert.equal(late.body, 'hello /late');
+      assert.equal(late.headers.connection, 'close');
       await closed;
       await assert.rejects(fetchText(port, '/after'));
     } finally {
