@@ -2,7 +2,7 @@ import type { Context } from 'hono';
 import { kNgiApp, kNodeHost } from '../src/_symbols.js';
 import { decodePath } from '../src/_url.js';
 import type { App, Environ, ErrorStream } from '../src/types.js';
-import { callFetchHandler, serveFetchRequest } from './fetch.js';
+import { callFetchHandler, serveFetchRequest, type NodeResponseLike } from './fetch.js';
 
 /** What ngi needs of a Hono app: its `fetch`. Structural, so hono is never imported at runtime. */
 export interface HonoLike {
@@ -56,6 +56,12 @@ export function fromHono(app: HonoLike): App {
   return ngiApp;
 }
 
+/** `c.env` on `@hono/node-server`: the Node request and response. */
+interface NodeServerBindings {
+  incoming?: { socket?: { remoteAddress?: string } };
+  outgoing?: NodeResponseLike;
+}
+
 export interface ToHonoOptions {
   /** Where the app and ngi log (`ngi.errors`); standard error by default. */
   errors?: ErrorStream;
@@ -102,11 +108,13 @@ export function toHono(app: App, options: ToHonoOptions = {}): (c: Context) => P
   const errors = options.errors;
   return (c) => {
     const request = c.req.raw;
-    const env = c.env as { incoming?: { socket?: { remoteAddress?: string } } } | undefined;
+    const env = c.env as NodeServerBindings | undefined;
+    const outgoing = env?.outgoing;
     return serveFetchRequest(app, request, {
       scriptName: mountedPrefix(c.req.routePath, request.url),
       remoteAddress: env?.incoming?.socket?.remoteAddress,
       errors,
+      nodeResponse: typeof outgoing?.once === 'function' ? outgoing : undefined,
     });
   };
 }

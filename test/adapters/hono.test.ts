@@ -286,6 +286,34 @@ describe('toHono', () => {
     assert.deepEqual(response.headers['set-cookie'], ['a=1', 'b=2', 'c=3']);
   });
 
+  it('fires ngi.signal when the client leaves mid-response', async () => {
+    let seen!: (value: unknown) => void;
+    const aborted = new Promise((resolve) => (seen = resolve));
+    const hono = new Hono();
+    hono.all(
+      '/legacy/*',
+      toHono((environ, startResponse) => {
+        environ['ngi.signal'].addEventListener('abort', () => seen(environ['ngi.signal'].reason));
+        startResponse('200 OK', [['Content-Type', 'text/plain']]);
+        return (async function* () {
+          yield 'first';
+          await aborted;
+        })();
+      }),
+    );
+    const hanging = await listen(getRequestListener(hono.fetch));
+    try {
+      const { port } = hanging.address() as AddressInfo;
+      const req = httpRequest({ host: '127.0.0.1', port, path: '/legacy/hang' }).end();
+      const [res] = (await once(req, 'response')) as [IncomingMessage];
+      await once(res, 'data');
+      req.destroy();
+      assert.equal(((await aborted) as { code?: string }).code, 'NGI_ERR_CLIENT_GONE');
+    } finally {
+      close(hanging);
+    }
+  });
+
   it('cuts the prefix from the raw path by segments', () => {
     assert.equal(mountedPrefix('/legacy/*', 'http://h/legacy/a?b'), '/legacy');
     assert.equal(mountedPrefix('/legacy/*', 'http://h/legacy?b/c'), '/legacy');
