@@ -71,14 +71,23 @@ export function createHttpServer(app: App, options: HttpServerOptions = {}): Ser
       inFlight.delete(res);
       finished?.({
         status: res.headersSent ? res.statusCode : 0,
-        // Bytes on the wire, head included (nginx's $bytes_sent): the fast path writes the
-        // response natively, so the engine's own count would miss it.
-        bytes: socket.bytesWritten - bytesBefore,
+        bytes: bodyBytes(res, socket.bytesWritten - bytesBefore),
         complete: res.writableFinished,
       });
     });
   });
   return server;
+}
+
+/**
+ * Body bytes of a response: bytes on the wire less the head (chunk framing, if any, is
+ * counted). Measured on the socket because on the fast path a native handler writes the
+ * response itself and the engine sees none of it.
+ */
+function bodyBytes(res: ServerResponse, wire: number): number {
+  // `_header` is the head as written: Node has kept this field for a decade.
+  const head = (res as ServerResponse & { _header?: string | null })._header;
+  return Math.max(0, wire - (typeof head === 'string' ? head.length : 0));
 }
 
 /**
