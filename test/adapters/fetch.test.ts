@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import { once } from 'node:events';
+import { Readable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import supertest from 'supertest';
@@ -500,5 +501,74 @@ describe('fromFetch served by toNodeHandler', () => {
     await once(res, 'data');
     req.destroy();
     assert.equal(await aborted.current.promise, 'aborted');
+  });
+});
+
+describe('fromFetch, called with a hand-made environ', () => {
+  function environFor(extra: Record<string, string>, errors: ErrorStream): Environ {
+    return {
+      REQUEST_METHOD: 'GET',
+      SCRIPT_NAME: '',
+      PATH_INFO: '/',
+      QUERY_STRING: '',
+      SERVER_NAME: 'example.org',
+      SERVER_PORT: '8080',
+      SERVER_PROTOCOL: 'HTTP/1.1',
+      REMOTE_ADDR: '',
+      REMOTE_PORT: '',
+      REQUEST_URI: '/',
+      'ngi.version': [1, 0],
+      'ngi.url_scheme': 'http',
+      'ngi.input': Readable.from([]),
+      'ngi.errors': errors,
+      'ngi.multiprocess': false,
+      'ngi.multithread': false,
+      'ngi.run_once': false,
+      'ngi.signal': new AbortController().signal,
+      ...extra,
+    };
+  }
+
+  async function call(app: App, environ: Environ) {
+    let status = '';
+    let headers: Array<[string, string]> = [];
+    const body = await app(environ, (s, h) => {
+      status = s;
+      headers = h;
+      return async () => {};
+    });
+    let text = '';
+    for await (const chunk of body) text += typeof chunk === 'string' ? chunk : Buffer.from(chunk);
+    return { status, headers, text };
+  }
+
+  it('builds the URL from SERVER_NAME and SERVER_PORT when there is no Host header', async () => {
+    const app = fromFetch((request) => new Response(request.url));
+    const { text } = await call(app, environFor({}, logSink()));
+    assert.equal(text, 'http://example.org:8080/');
+  });
+
+  it('answers 400 with a log line for a header name Fetch rejects, instead of throwing', async () => {
+    const errors = logSink();
+    const app = fromFetch(() => new Response('unreachable'));
+    const result = await call(app, environFor({ 'HTTP_BAD NAME': 'x' }, errors));
+    assert.equal(result.status, '400 Bad Request');
+    assert.match(result.text, /not expressible as a Fetch Request/);
+    assert.match(errors.lines.join(''), /NGI_ERR_UNSUPPORTED/);
+  });
+
+  it('answers Response.error() with 502 and a log line', async () => {
+    const errors = logSink();
+    const result = await call(
+      fromFetch(() => Response.error()),
+      environFor({}, errors),
+    );
+    assert.equal(result.status, '502 Bad Gateway');
+    assert.match(errors.lines.join(''), /NGI_ERR_UNSUPPORTED GET \/: .*network error/);
+  });
+
+  it('rejects a handler result that is not a Response with NGI_ERR_INVALID_BODY', async () => {
+    const app = fromFetch((() => 'not a response') as unknown as FetchHandler);
+    await assert.rejects(call(app, environFor({}, logSink())), { code: 'NGI_ERR_INVALID_BODY' });
   });
 });
