@@ -431,7 +431,14 @@ function requestFromEnviron(environ: Environ): Request {
   return request;
 }
 
-/** Calls a Fetch handler for an NGI request and answers with its Response. */
+/**
+ * Calls a Fetch handler for one NGI request and answers with its Response (what `fromFetch`
+ * and `fromHono` do); `env` is passed as the handler's second argument.
+ *
+ * @example
+ * const app: App = (environ, startResponse) =>
+ *   callFetchHandler(worker.fetch, environ, startResponse, { KV: kv });
+ */
 export function callFetchHandler<Env>(
   handler: (request: Request, env: Env) => Response | Promise<Response>,
   environ: Environ,
@@ -564,6 +571,8 @@ class ResponseBody implements AsyncIterableIterator<Uint8Array> {
  * of a crash: TRACE/CONNECT and a GET or HEAD with a body (501), a request the `Request`
  * constructor rejects (400), `Response.error()` (502). Hop-by-hop request headers
  * (`Connection`, `Transfer-Encoding`, ...) describe the previous hop and are not passed on.
+ * `request.signal` is `ngi.signal`, built when read; a `fetch(request)` that forwards this
+ * very Request follows undici's own signal, so pass `{ signal: request.signal }` to it.
  *
  * @example
  * const app = fromFetch(async (request) => new Response(`hello ${new URL(request.url).pathname}`));
