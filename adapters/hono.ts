@@ -71,6 +71,9 @@ export interface ToHonoOptions {
  * The path prefix a route pattern stands for, cut from the real (raw) path: as many
  * segments as the pattern has before its trailing `*`, so `/:tenant/legacy/*` mounts at
  * `/acme/legacy` and `%2F` inside those segments is decoded only once, into `SCRIPT_NAME`.
+ *
+ * @example
+ * mountedPrefix('/:tenant/legacy/*', 'http://h/acme/legacy/x?y'); // '/acme/legacy'
  */
 export function mountedPrefix(routePath: string, url: string): string {
   let pattern = routePath;
