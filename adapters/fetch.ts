@@ -26,6 +26,11 @@ export interface ToFetchOptions {
    * rest of a small request on such runtimes.
    */
   nodeResponse?: NodeResponseLike;
+  /**
+   * `ngi.input`, when the runtime already holds the body as a Node stream (the untouched
+   * `c.env.incoming` on `@hono/node-server`): spares two web-stream conversions of the body.
+   */
+  input?: Readable;
 }
 
 /** What `nodeResponse` needs of a Node `ServerResponse`. */
@@ -143,6 +148,7 @@ function environFromRequest(request: Request, options: ToFetchOptions, abort: La
     // stand-in Request (@hono/node-server's) builds a whole real Request when `body` is read.
     get 'ngi.input'(): Readable {
       if (input === undefined) {
+        if (options.input !== undefined) return (input = options.input);
         const body = method === 'GET' || method === 'HEAD' ? null : request.body;
         input = body === null ? Readable.from(EMPTY) : Readable.fromWeb(body as never);
       }

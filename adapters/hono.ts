@@ -1,6 +1,8 @@
+import { Readable } from 'node:stream';
 import type { Context } from 'hono';
 import { kNgiApp, kNodeHost } from '../src/_symbols.js';
 import { decodePath } from '../src/_url.js';
+import { NgiError } from '../src/errors.js';
 import type { App, Environ, ErrorStream } from '../src/types.js';
 import { callFetchHandler, serveFetchRequest, type NodeResponseLike } from './fetch.js';
 
@@ -58,8 +60,44 @@ export function fromHono(app: HonoLike): App {
 
 /** `c.env` on `@hono/node-server`: the Node request and response. */
 interface NodeServerBindings {
-  incoming?: { socket?: { remoteAddress?: string } };
+  incoming?: Readable & { socket?: { remoteAddress?: string } };
   outgoing?: NodeResponseLike;
+}
+
+/**
+ * `ngi.input` for a request Hono may have touched: the bytes a middleware already read
+ * (`c.req.text()`, `c.req.json()`, ...; Hono keeps them), the untouched Node request on
+ * `@hono/node-server`, or a stream that fails with `NGI_ERR_BODY_CONSUMED` when the bytes
+ * are gone. `undefined` leaves the `Request` body to `serveFetchRequest`.
+ */
+function inputOf(c: Context, incoming: NodeServerBindings['incoming']): Readable | undefined {
+  const cache = c.req.bodyCache as Record<string, unknown>;
+  for (const key in cache) {
+    if (key === 'formData' && Object.keys(cache).length === 1) {
+      return consumed('a Hono middleware parsed the body as form data; its bytes are gone');
+    }
+    // Hono derives any other form from whichever one it cached.
+    return Readable.from(bytesOf(c.req.arrayBuffer()));
+  }
+  if (incoming === undefined || typeof incoming.read !== 'function') return undefined;
+  if (incoming.readableDidRead) {
+    return consumed('something upstream of toHono read the request body');
+  }
+  return incoming;
+}
+
+async function* bytesOf(body: Promise<ArrayBuffer>): AsyncGenerator<Buffer> {
+  const bytes = await body;
+  if (bytes.byteLength > 0) yield Buffer.from(bytes);
+}
+
+function consumed(message: string): Readable {
+  const error = new NgiError('NGI_ERR_BODY_CONSUMED', `${message} (NGI_ERR_BODY_CONSUMED)`);
+  return new Readable({
+    read() {
+      this.destroy(error);
+    },
+  });
 }
 
 export interface ToHonoOptions {
@@ -113,11 +151,13 @@ export function toHono(app: App, options: ToHonoOptions = {}): (c: Context) => P
     const request = c.req.raw;
     const env = c.env as NodeServerBindings | undefined;
     const outgoing = env?.outgoing;
+    const incoming = env?.incoming;
     return serveFetchRequest(app, request, {
       scriptName: mountedPrefix(c.req.routePath, request.url),
-      remoteAddress: env?.incoming?.socket?.remoteAddress,
+      remoteAddress: incoming?.socket?.remoteAddress,
       errors,
       nodeResponse: typeof outgoing?.once === 'function' ? outgoing : undefined,
+      input: inputOf(c, incoming),
     });
   };
 }

@@ -226,6 +226,16 @@ describe('toHono', () => {
     sub.all('/legacy/*', toHono(environApp));
     hono.route('/api', sub);
     hono.all('/t/:tenant/legacy/*', toHono(environApp));
+    hono.use('/read-first/*', async (c, next) => {
+      await c.req.text();
+      await next();
+    });
+    hono.all('/read-first/*', toHono(environApp));
+    hono.use('/form-first/*', async (c, next) => {
+      await c.req.formData();
+      await next();
+    });
+    hono.all('/form-first/*', toHono(environApp, { errors: quiet }));
     const based = new Hono().basePath('/base');
     based.all('/legacy/*', toHono(environApp));
     hono.route('/', based);
@@ -284,6 +294,27 @@ describe('toHono', () => {
     assert.equal(response.body.bytes, payload.length);
     assert.equal(response.body.sha256, createHash('sha256').update(payload).digest('hex'));
     assert.deepEqual(response.headers['set-cookie'], ['a=1', 'b=2', 'c=3']);
+  });
+
+  it('still gets the body bytes a Hono middleware already read', async () => {
+    const payload = '{"read":"by a middleware first","ü":1}';
+    const response = await supertest(server)
+      .post('/read-first/x')
+      .set('Content-Type', 'application/json')
+      .send(payload)
+      .expect(200);
+    assert.equal(response.body.bytes, Buffer.byteLength(payload));
+    assert.equal(response.body.sha256, createHash('sha256').update(payload).digest('hex'));
+  });
+
+  it('answers 500 naming NGI_ERR_BODY_CONSUMED when only parsed form data is left', async () => {
+    quiet.lines.length = 0;
+    await supertest(server)
+      .post('/form-first/x')
+      .set('Content-Type', 'application/x-www-form-urlencoded')
+      .send('a=1&b=2')
+      .expect(500);
+    assert.match(quiet.lines.join(''), /NGI_ERR_BODY_CONSUMED/);
   });
 
   it('fires ngi.signal when the client leaves mid-response', async () => {
