@@ -364,6 +364,18 @@ describe('fromFetch served by toNodeHandler', () => {
             },
           }),
         );
+      case '/copies': {
+        // The request may be a stand-in: undici must still accept it where a Request goes.
+        const copy = new Request(request);
+        const clone = copy.clone();
+        return Response.json({
+          text: await copy.text(),
+          again: await clone.text(),
+          method: copy.method,
+          type: copy.headers.get('content-type'),
+          isRequest: request instanceof Request,
+        });
+      }
       case '/throw':
         throw new Error('handler failed');
       case '/teapot':
@@ -452,6 +464,21 @@ describe('fromFetch served by toNodeHandler', () => {
     assert.deepEqual(response.body, {
       bytes: payload.length,
       sha256: createHash('sha256').update(payload).digest('hex'),
+    });
+  });
+
+  it('gives a Request that new Request(), clone() and instanceof accept, body included', async () => {
+    const response = await supertest(server)
+      .put('/copies')
+      .set('Content-Type', 'text/plain')
+      .send('body text')
+      .expect(200);
+    assert.deepEqual(response.body, {
+      text: 'body text',
+      again: 'body text',
+      method: 'PUT',
+      type: 'text/plain',
+      isRequest: true,
     });
   });
 
