@@ -1,0 +1,246 @@
+// Hosting an NGI app on a Fetch runtime: the environ of a `Request`, and the sink that
+// turns an exchange into a `Response` (what `toFetch` and `toHono` run on).
+import { Readable } from 'node:stream';
+import { RESOLVED, type Exchange, type ResponseSink } from './_engine.js';
+import type { LazySignal } from './_signal.js';
+import { decodePath, rawPathBelow, splitTarget } from './_url.js';
+import { addHeader, headerKey, setServerAddress, stderrStream } from './environ.js';
+import { NgiError, formatError } from './errors.js';
+import type { Chunk, Environ, ErrorStream, Headers as NgiHeaders } from './types.js';
+
+/** What the environ of a Fetch `Request` needs beyond the request itself. */
+export interface FetchEnvironOptions {
+  /** The mount point (`""` at the root); becomes `SCRIPT_NAME`. */
+  scriptName?: string;
+  /** The client address, when the runtime knows it. */
+  remoteAddress?: string;
+  errors?: ErrorStream;
+  /** `ngi.input`, when the runtime already holds the body as a Node stream. */
+  input?: Readable;
+}
+
+const VERSION = Object.freeze([1, 0] as const);
+const EMPTY: never[] = [];
+
+/** The environ of a Fetch `Request`, in one pass over its headers. */
+export function environFromRequest(
+  request: Request,
+  options: FetchEnvironOptions,
+  abort: LazySignal,
+): Environ {
+  const url = request.url;
+  const https = url.startsWith('https:');
+  const authority = url.indexOf('//') + 2;
+  let pathStart = url.indexOf('/', authority);
+  if (pathStart === -1) pathStart = url.length;
+  const hash = url.indexOf('#', pathStart);
+  const requestUri = url.slice(pathStart, hash === -1 ? url.length : hash) || '/';
+  const [rawPath, query] = splitTarget(requestUri);
+  const scriptName = options.scriptName ?? '';
+  const below = rawPathBelow(rawPath, scriptName);
+  const method = request.method;
+  let input: Readable | undefined;
+  const environ: Environ = {
+    REQUEST_METHOD: method,
+    SCRIPT_NAME: scriptName,
+    PATH_INFO: decodePath(below ?? rawPath),
+    QUERY_STRING: query,
+    SERVER_NAME: '',
+    SERVER_PORT: '',
+    SERVER_PROTOCOL: 'HTTP/1.1',
+    REMOTE_ADDR: options.remoteAddress ?? '',
+    REMOTE_PORT: '',
+    REQUEST_URI: requestUri,
+    'ngi.version': VERSION,
+    'ngi.url_scheme': https ? 'https' : 'http',
+    // Built when read: converting a web stream costs, most GETs never touch the input, and a
+    // stand-in Request (@hono/node-server's) builds a whole real Request when `body` is read.
+    get 'ngi.input'(): Readable {
+      if (input === undefined) {
+        if (options.input !== undefined) return (input = options.input);
+        const body = method === 'GET' || method === 'HEAD' ? null : request.body;
+        input = body === null ? Readable.from(EMPTY) : Readable.fromWeb(body as never);
+      }
+      return input;
+    },
+    'ngi.errors': options.errors ?? stderrStream,
+    'ngi.multiprocess': false,
+    'ngi.multithread': false,
+    'ngi.run_once': false,
+    get 'ngi.signal'(): AbortSignal {
+      return abort.signal;
+    },
+  };
+  if (https) environ.HTTPS = 'on';
+  request.headers.forEach((value, name) => {
+    // As in environFromNode: `X_Forwarded_For` must not pose as `X-Forwarded-For`.
+    if (!name.includes('_')) addHeader(environ, headerKey(name), value);
+  });
+  const host = url.slice(authority, pathStart);
+  environ.HTTP_HOST ??= host;
+  setServerAddress(environ, host, undefined, undefined, https);
+  return environ;
+}
+
+function toBytes(chunk: Chunk): Uint8Array {
+  return typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+}
+
+const BYTE_LENGTH = { highWaterMark: 16384, size: (chunk: Uint8Array) => chunk.byteLength };
+
+/**
+ * Turns an exchange into a Fetch `Response`: resolved at head time, with a pull-based
+ * `ReadableStream` body, or with the bytes themselves when the engine knows the whole body.
+ */
+export class FetchSink implements ResponseSink {
+  exchange: Exchange | undefined = undefined;
+  readonly response: Promise<Response>;
+  headersSent = false;
+  closed = false;
+  private readonly environ: Environ;
+  private resolve!: (response: Response) => void;
+  private status = 0;
+  private statusText = '';
+  private headers: Headers | undefined = undefined;
+  /** Deferred mode: the engine announced the length, every chunk follows synchronously. */
+  private buffered: Uint8Array[] | undefined = undefined;
+  private controller: ReadableStreamDefaultController<Uint8Array> | undefined = undefined;
+  /** Nothing more reaches the client: a bodiless or substituted response. */
+  private discard = false;
+  private waiting: Promise<void> | undefined = undefined;
+  private wake: (() => void) | undefined = undefined;
+
+  constructor(environ: Environ) {
+    this.environ = environ;
+    this.response = new Promise((resolve) => (this.resolve = resolve));
+  }
+
+  head(code: number, reason: string, headers: NgiHeaders, addLength: number): void {
+    this.headersSent = true;
+    if (code < 200 || code > 599) {
+      return this.substitute(
+        `status ${code} cannot be expressed by a Fetch Response (only 200-599)`,
+      );
+    }
+    const fetchHeaders = new Headers();
+    try {
+      for (let i = 0; i < headers.length; i++) fetchHeaders.append(headers[i]![0], headers[i]![1]);
+    } catch (error) {
+      return this.substitute(`a header cannot be expressed by Fetch Headers`, error);
+    }
+    if (addLength >= 0) fetchHeaders.set('content-length', String(addLength));
+    this.status = code;
+    this.statusText = reason;
+    this.headers = fetchHeaders;
+    if (code === 204 || code === 304 || this.exchange?.bodiless === true) {
+      this.discard = true;
+      this.resolve(this.build(null));
+    } else if (addLength >= 0) {
+      this.buffered = [];
+    } else {
+      this.resolve(this.build(this.stream()));
+    }
+  }
+
+  write(chunk: Chunk): boolean {
+    if (this.discard || this.closed) return true;
+    if (this.buffered !== undefined) {
+      this.buffered.push(toBytes(chunk));
+      return true;
+    }
+    const controller = this.controller!;
+    controller.enqueue(toBytes(chunk));
+    return (controller.desiredSize ?? 0) > 0;
+  }
+
+  end(chunk?: Chunk): void {
+    if (this.discard || this.closed) return;
+    const buffered = this.buffered;
+    if (buffered !== undefined) {
+      this.buffered = undefined;
+      // The fast path: the whole body in hand, no stream at all.
+      if (buffered.length === 0) this.resolve(this.build(chunk ?? null));
+      else {
+        if (chunk !== undefined) buffered.push(toBytes(chunk));
+        this.resolve(this.build(buffered.length === 1 ? buffered[0]! : Buffer.concat(buffered)));
+      }
+      return;
+    }
+    const controller = this.controller!;
+    if (chunk !== undefined && chunk.length > 0) controller.enqueue(toBytes(chunk));
+    controller.close();
+    this.closed = true;
+  }
+
+  drain(): Promise<void> {
+    if (this.closed || (this.controller?.desiredSize ?? 1) > 0) return RESOLVED;
+    return (this.waiting ??= new Promise((resolve) => (this.wake = resolve)));
+  }
+
+  abort(error: Error): void {
+    if (this.discard || this.closed) return;
+    if (this.controller === undefined) {
+      // Still deferred: the client must see a broken body, not a short complete one.
+      this.buffered = undefined;
+      this.resolve(this.build(this.stream()));
+    }
+    this.closed = true;
+    this.controller!.error(error);
+    this.onPull();
+  }
+
+  private stream(): ReadableStream<Uint8Array> {
+    return new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          this.controller = controller;
+        },
+        pull: this.onPull,
+        cancel: () => {
+          if (this.closed) return;
+          this.closed = true;
+          this.onPull();
+          this.exchange?.abandon(new NgiError('NGI_ERR_CLIENT_GONE'));
+        },
+      },
+      BYTE_LENGTH,
+    );
+  }
+
+  private readonly onPull = (): void => {
+    const wake = this.wake;
+    this.waiting = undefined;
+    this.wake = undefined;
+    wake?.();
+  };
+
+  private build(body: Chunk | ReadableStream<Uint8Array> | null): Response {
+    const init = { status: this.status, statusText: this.statusText, headers: this.headers };
+    try {
+      return new Response(body as BodyInit | null, init);
+    } catch {
+      // A reason phrase Fetch rejects (control characters) is not worth failing the response.
+      init.statusText = '';
+      return new Response(body as BodyInit | null, init);
+    }
+  }
+
+  /** Answers 502 in place of a response Fetch cannot carry, and says why in the log. */
+  private substitute(message: string, cause?: unknown): void {
+    const environ = this.environ;
+    environ['ngi.errors'].write(
+      formatError(
+        new NgiError('NGI_ERR_UNSUPPORTED', `${message}; answered 502 instead`, { cause }),
+        `${environ.REQUEST_METHOD} ${environ.REQUEST_URI}`,
+      ),
+    );
+    this.discard = true;
+    this.resolve(
+      new Response(`502 Bad Gateway: ${message}\n`, {
+        status: 502,
+        statusText: 'Bad Gateway',
+        headers: { 'content-type': 'text/plain; charset=utf-8' },
+      }),
+    );
+  }
+}
