@@ -5,6 +5,7 @@ import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { getRequestListener } from '@hono/node-server';
 import supertest from 'supertest';
 import { fromFetch, toFetch, type FetchHandler } from '../../adapters/fetch.js';
 import { toNodeHandler } from '../../adapters/node.js';
@@ -597,5 +598,53 @@ describe('fromFetch, called with a hand-made environ', () => {
   it('rejects a handler result that is not a Response with NGI_ERR_INVALID_BODY', async () => {
     const app = fromFetch((() => 'not a response') as unknown as FetchHandler);
     await assert.rejects(call(app, environFor({}, logSink())), { code: 'NGI_ERR_INVALID_BODY' });
+  });
+});
+
+describe('toFetch on a real Fetch runtime (@hono/node-server over a socket)', () => {
+  let server: Server;
+  const app: App = async (environ, startResponse) => {
+    const hash = createHash('sha256');
+    for await (const chunk of environ['ngi.input']) hash.update(chunk as Buffer);
+    startResponse('200 OK', [
+      ['Content-Type', 'application/json'],
+      ['Set-Cookie', 'a=1'],
+      ['Set-Cookie', 'b=2'],
+      ['Set-Cookie', 'c=3'],
+    ]);
+    return [
+      JSON.stringify({
+        uri: environ.REQUEST_URI,
+        path: environ.PATH_INFO,
+        method: environ.REQUEST_METHOD,
+        sha256: hash.digest('hex'),
+      }),
+    ];
+  };
+
+  before(async () => {
+    server = createServer(getRequestListener(toFetch(app), { overrideGlobalObjects: false }));
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+  });
+  after(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+
+  it('serves raw paths, request bodies and three cookies', async () => {
+    const payload = randomBytes(256 * 1024);
+    const response = await supertest(server)
+      .post('/x%2Fy/%FF?q=1')
+      .set('Content-Type', 'application/octet-stream')
+      .send(payload)
+      .expect(200);
+    assert.deepEqual(response.body, {
+      uri: '/x%2Fy/%FF?q=1',
+      path: '/x/y/\u00ff',
+      method: 'POST',
+      sha256: createHash('sha256').update(payload).digest('hex'),
+    });
+    assert.deepEqual(response.headers['set-cookie'], ['a=1', 'b=2', 'c=3']);
   });
 });
