@@ -18,6 +18,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { formatError } from './errors.js';
 import { statsDocument, type StatsDocument, type WorkerFigures } from './_stats.js';
 import {
   createStatsServer,
@@ -87,6 +88,15 @@ export async function runWorker(load: () => Promise<App>, options: ServeOptions)
   process.on('SIGINT', () => {});
   process.on('SIGHUP', () => {});
   process.on('SIGTERM', stop);
+  // An app's stray throw (a timer writing to a finished response, a rejected promise nobody
+  // awaits) must not take down every request of this worker: log it, and have the worker
+  // replaced gracefully, since its state can no longer be trusted.
+  const uncaught = (error: unknown): void => {
+    process.stderr.write(formatError(error, `worker ${process.pid}: uncaught`));
+    if (handle !== undefined && !stopping) send({ ngi: 'recycle', reason: 'uncaught-exception' });
+  };
+  process.on('uncaughtException', uncaught);
+  process.on('unhandledRejection', uncaught);
 
   const fatal = (error: unknown): never => {
     const message = error instanceof Error ? error.message : String(error);

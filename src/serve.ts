@@ -20,7 +20,7 @@ export interface ListenAddress {
 }
 
 /** Why a serving process asks to be replaced. */
-export type RecycleReason = 'harakiri' | 'max-requests';
+export type RecycleReason = 'harakiri' | 'max-requests' | 'uncaught-exception';
 
 /** Options of `serve()`; times in seconds and sizes in bytes, as on the command line. */
 export interface ServeOptions {

@@ -130,6 +130,27 @@ describe('ngi serve master and workers', () => {
     assert.equal(await proc.exited, 0);
   });
 
+  it('replaces a worker after an uncaught exception, without failing a request', async () => {
+    const { proc, port } = await start('--workers', '1');
+    const first = Number((await get(port, '/pid')).body);
+    assert.equal((await get(port, '/throw-later')).status, 200);
+    await proc.waitFor(/uncaught: Error: thrown from a timer after the response/);
+    await proc.waitFor(new RegExp(`worker ${first} recycled \\(uncaught-exception\\)`));
+    const failures: string[] = [];
+    const pid = await until(async () => {
+      const reply = await get(port, '/pid').catch((error: Error) => {
+        failures.push(error.message);
+        throw error;
+      });
+      return Number(reply.body) !== first ? Number(reply.body) : undefined;
+    });
+    assert.deepEqual(failures, []);
+    await allGone([first]);
+    proc.child.kill('SIGTERM');
+    assert.equal(await proc.exited, 0);
+    await allGone([pid]);
+  });
+
   it('answers 504 past --harakiri and replaces the worker', async () => {
     const { proc, port, figures } = await start('--workers', '1', '--harakiri', '1');
     const [first] = (await figures()).workers;
