@@ -145,6 +145,18 @@ describe('ngi CLI', () => {
     assert.equal(await proc.exited, 0);
   });
 
+  it('workers write the access log on stdout, as JSON with --log-format json', async () => {
+    const proc = cli('serve', 'test/fixtures/ngi-app.mjs', '--http', '0', '--log-format', 'json');
+    const [, port] = await proc.waitFor(/http listening on 127\.0\.0\.1:(\d+)/);
+    await get(Number(port), '/logged?x=1');
+    proc.child.kill('SIGTERM');
+    assert.equal(await proc.exited, 0);
+    const entry = JSON.parse(proc.stdout().trim().split('\n')[0]!);
+    assert.equal(entry.uri, '/logged?x=1');
+    assert.equal(entry.status, 200);
+    assert.notEqual(entry.pid, proc.child.pid, 'logged by the worker');
+  });
+
   it('serves a plain (req, res) handler module in a single process and stops on SIGINT', async () => {
     const proc = cli('serve', 'test/fixtures/node-handler.mjs', '--http', '0', '--workers', '0');
     const [, port] = await proc.waitFor(/http listening on 127\.0\.0\.1:(\d+) \(single process/);
