@@ -98,11 +98,11 @@ export async function runWorker(load: () => Promise<App>, options: ServeOptions)
   process.on('uncaughtException', uncaught);
   process.on('unhandledRejection', uncaught);
 
-  const fatal = (error: unknown): never => {
+  // The master prints the reason once and decides: exit at startup, keep the old workers
+  // during a reload, back off before a respawn.
+  const fatal = (error: unknown): void => {
     const message = error instanceof Error ? error.message : String(error);
     send({ ngi: 'fatal', message }, () => process.exit(1));
-    // The master exits us if the message cannot be delivered quickly.
-    return undefined as never;
   };
   let app: App;
   try {
