@@ -105,7 +105,7 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
 
   const onExchange = (exchange: Exchange) => {
     counters.begin();
-    const started = performance.now();
+    const started = log !== undefined ? performance.now() : 0;
     let timer: NodeJS.Timeout | undefined;
     if (harakiriMs > 0) {
       timer = setTimeout(() => {
@@ -120,7 +120,9 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
     return (outcome: ExchangeOutcome) => {
       if (timer !== undefined) clearTimeout(timer);
       counters.end(outcome.status);
-      log?.({ environ: exchange.environ, outcome, ms: performance.now() - started });
+      if (log !== undefined) {
+        log({ environ: exchange.environ, outcome, ms: performance.now() - started });
+      }
       if (drained !== undefined && counters.inFlight === 0) drained();
     };
   };
