@@ -319,7 +319,10 @@ async function loadNgiOrNodeApp(specifier: string, kind: Kind | undefined): Prom
   }
   const value = exportName !== undefined ? mod[exportName] : mod.default;
   if (isNgiApp(value) || (kind === 'ngi' && typeof value === 'function')) return value as App;
-  if (typeof value === 'function' && (kind === undefined || kind === 'node')) {
+  if (
+    typeof value === 'function' &&
+    (kind === undefined || kind === 'node' || kind === 'express')
+  ) {
     const { fromNodeHandler } = await import('../adapters/node.js');
     return fromNodeHandler(value as Parameters<typeof fromNodeHandler>[0]);
   }
