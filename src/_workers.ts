@@ -401,6 +401,9 @@ export function runMaster(options: MasterOptions): Promise<number> {
             `harakiri: worker ${slot.pid} blocked for ${Math.round((now - slot.beat) / 1000)}s; killing it`,
           );
           slot.beat = now;
+          // Out of the rotation first (the master drops its handles at once): a connection
+          // handed to a process about to die would be lost without an answer.
+          slot.worker.disconnect();
           slot.worker.process.kill('SIGKILL');
         }
       }
