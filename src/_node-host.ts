@@ -107,10 +107,14 @@ export interface NodeRequestOptions {
   scriptName?: string;
   /** The raw path and query below the mount point; defaults to `req.url`. */
   target?: string;
+  /** The request target as the client sent it; defaults to `req.url`. */
+  requestUri?: string;
   errors?: ErrorStream;
   multiprocess?: boolean;
   /** Connect-style fallback: called with the error instead of answering 500. */
   next?: ((error?: unknown) => void) | undefined;
+  /** Called once the exchange is over (a framework middleware awaiting it, as Koa's do). */
+  onDone?: (() => void) | undefined;
 }
 
 /** Serves one Node request with an NGI app. Never throws; failures become responses. */
@@ -124,6 +128,7 @@ export function serveNodeRequest(
   const environ = environFromNode(req, {
     scriptName: options.scriptName,
     target: options.target,
+    requestUri: options.requestUri,
     errors: options.errors,
     multiprocess: options.multiprocess,
     abort: controller,
@@ -133,6 +138,7 @@ export function serveNodeRequest(
   sink.exchange = exchange;
   environ[kNodeHost] = sink;
   if (options.next !== undefined) exchange.onFailure = options.next;
+  if (options.onDone !== undefined) exchange.onDone = options.onDone;
   res.once('close', sink.onClose);
   void exchange.run(app);
   return exchange;

@@ -87,3 +87,38 @@ export function rawPathBelow(rawPath: string, scriptName: string): string | unde
   }
   return undefined;
 }
+
+/**
+ * What a framework's router left of a request it mounted us under (Express's `app.use(prefix)`,
+ * koa-mount): the part of the original path it cut, decoded, as `SCRIPT_NAME`, and the raw
+ * target below it. A router that turns `/legacy` into `/` gives a `""` path below, as `mount`
+ * does, so an app sees the same environ under either.
+ *
+ * @example
+ * mountedTarget('/legacy/a%2Fb?x=1', '/a%2Fb?x=1'); // { scriptName: '/legacy', target: '/a%2Fb?x=1' }
+ * mountedTarget('/legacy', '/'); // { scriptName: '/legacy', target: '' }
+ */
+export function mountedTarget(
+  originalUrl: string,
+  url: string,
+): { scriptName: string; target: string } {
+  if (originalUrl === url) return { scriptName: '', target: url };
+  const [path, query] = splitTarget(originalUrl);
+  const [rest] = splitTarget(url);
+  let cut: number;
+  let below: string;
+  if (path.endsWith(rest)) {
+    cut = path.length - rest.length;
+    below = rest;
+  } else if (rest === '/') {
+    cut = path.length;
+    below = '';
+  } else {
+    // Not a prefix cut (a rewrite): the app sees what the router left, at the root.
+    return { scriptName: '', target: url };
+  }
+  return {
+    scriptName: decodePath(path.slice(0, cut)),
+    target: query === '' ? below : below + '?' + query,
+  };
+}

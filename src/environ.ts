@@ -40,6 +40,8 @@ export interface NodeEnvironOptions {
   scriptName?: string;
   /** The raw path (and query) below the mount point; defaults to `req.url`. */
   target?: string;
+  /** The request target as the client sent it; defaults to `req.url` (a framework's router may have cut it). */
+  requestUri?: string;
   errors?: ErrorStream;
   multiprocess?: boolean;
   /** Backs `ngi.signal`; the signal itself is only built if the app reads it. */
@@ -51,7 +53,7 @@ export interface NodeEnvironOptions {
  * are dropped (as nginx and gunicorn do) so `X_Forwarded_For` cannot pose as `X-Forwarded-For`.
  */
 export function environFromNode(req: IncomingMessage, options: NodeEnvironOptions): Environ {
-  const requestUri = req.url ?? '/';
+  const requestUri = options.requestUri ?? req.url ?? '/';
   const [rawPath, query] = splitTarget(options.target ?? requestUri);
   const socket = req.socket;
   const encrypted = (socket as TLSSocket).encrypted === true;
