@@ -13,14 +13,12 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { isAbsolute, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { isWorker, runMaster, runWorker } from './_workers.js';
 import type { LogFormat } from './access-log.js';
-import { isNgiApp } from './define-app.js';
+import { KINDS, loadApp, splitSpecifier, type Kind } from './_load-app.js';
 import { NgiError } from './errors.js';
 import { parseListen, serve, type ListenAddress, type ServeOptions } from './serve.js';
-import type { App } from './types.js';
 
 interface Flag {
   name: string;
@@ -136,9 +134,6 @@ const FLAGS: Flag[] = [
   { name: 'help', type: 'boolean', short: 'h', default: 'false', help: 'show this help' },
   { name: 'version', type: 'boolean', short: 'v', default: 'false', help: 'print the version' },
 ];
-
-const KINDS = ['ngi', 'node', 'express', 'fastify', 'koa', 'hono', 'fetch'] as const;
-type Kind = (typeof KINDS)[number];
 
 function helpText(): string {
   const rows = FLAGS.map((flag) => {
@@ -286,56 +281,6 @@ function parseCommandLine(argv: string[]): Command | 'help' | 'version' {
   };
 }
 
-/** `<path>[:export]`: the export name is what follows the last `:` when it is an identifier. */
-function splitSpecifier(specifier: string): { path: string; exportName: string | undefined } {
-  const match = /^(.+):([A-Za-z_$][\w$]*)$/.exec(specifier);
-  return match
-    ? { path: match[1]!, exportName: match[2] }
-    : { path: specifier, exportName: undefined };
-}
-
-async function loadApp(specifier: string, kind: Kind | undefined): Promise<App> {
-  const module = './_load-app.js';
-  let shared: { loadApp: (s: string, o: { kind?: Kind }) => Promise<App> } | undefined;
-  try {
-    shared = (await import(module)) as typeof shared;
-  } catch {
-    shared = undefined;
-  }
-  if (shared !== undefined) return shared.loadApp(specifier, { kind });
-  return loadNgiOrNodeApp(specifier, kind);
-}
-
-/** Stand-in until the shared loader lands: NGI apps and plain `(req, res)` handlers only. */
-async function loadNgiOrNodeApp(specifier: string, kind: Kind | undefined): Promise<App> {
-  const { path, exportName } = splitSpecifier(specifier);
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(pathToFileURL(resolve(path)).href)) as Record<string, unknown>;
-  } catch (error) {
-    throw new NgiError('NGI_ERR_APP_LOAD', `cannot import ${path}: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
-  const value = exportName !== undefined ? mod[exportName] : mod.default;
-  if (isNgiApp(value) || (kind === 'ngi' && typeof value === 'function')) return value as App;
-  if (
-    typeof value === 'function' &&
-    (kind === undefined || kind === 'node' || kind === 'express')
-  ) {
-    const { fromNodeHandler } = await import('../adapters/node.js');
-    return fromNodeHandler(value as Parameters<typeof fromNodeHandler>[0]);
-  }
-  const found =
-    value === undefined
-      ? `no ${exportName ?? 'default'} export`
-      : `${exportName ?? 'default'} export is ${typeof value}`;
-  throw new NgiError(
-    'NGI_ERR_APP_LOAD',
-    `${specifier}: ${found}; expected an NGI app (defineApp) or a (req, res) handler`,
-  );
-}
-
 function version(): string {
   for (const up of ['../package.json', '../../package.json']) {
     try {
@@ -400,7 +345,7 @@ async function main(argv: string[]): Promise<number | undefined> {
   }
   const { specifier, kind } = command;
   if (isWorker()) {
-    await runWorker(() => loadApp(specifier, kind), command.serve);
+    await runWorker(() => loadApp(specifier, { kind }), command.serve);
     return undefined;
   }
   try {
@@ -423,7 +368,7 @@ async function main(argv: string[]): Promise<number | undefined> {
 
 /** `--workers 0`: serve in this process, stop on SIGTERM/SIGINT. */
 async function serveHere(command: Command): Promise<number> {
-  const app = await loadApp(command.specifier, command.kind);
+  const app = await loadApp(command.specifier, { kind: command.kind });
   const handle = await serve(app, { ...command.serve, stats: command.stats });
   const line = (what: string, a: ListenAddress | undefined) => {
     if (a)
