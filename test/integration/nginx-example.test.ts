@@ -27,8 +27,8 @@ describe('examples/nginx/ngi.conf: nginx in front of two ngi serve processes', (
     // The example as shipped, with free ports instead of 3031/3032/8080 and uwsgi_params by
     // its absolute path (nginx here runs from a temp prefix).
     const config = example
-      .replace('127.0.0.1:3031', `127.0.0.1:${ports[0]}`)
-      .replace('127.0.0.1:3032', `127.0.0.1:${ports[1]}`)
+      .replace('server 127.0.0.1:3031;', `server 127.0.0.1:${ports[0]};`)
+      .replace('server 127.0.0.1:3032;', `server 127.0.0.1:${ports[1]};`)
       .replace('listen 8080;', `listen 127.0.0.1:${listen};`)
       .replace('include uwsgi_params;', 'include /etc/nginx/uwsgi_params;');
     nginx = await startNginx({ http: config, server: '' });
