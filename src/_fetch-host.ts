@@ -17,6 +17,12 @@ export interface FetchEnvironOptions {
   errors?: ErrorStream;
   /** `ngi.input`, when the runtime already holds the body as a Node stream. */
   input?: Readable;
+  /**
+   * The request target as the client sent it, when the runtime has it (Node's `req.url` on
+   * `@hono/node-server`): `request.url` went through the URL parser, which resolved `..` and
+   * `%2e%2e` and re-escaped what it did not like.
+   */
+  requestUri?: string;
 }
 
 const VERSION = Object.freeze([1, 0] as const);
@@ -34,7 +40,8 @@ export function environFromRequest(
   let pathStart = url.indexOf('/', authority);
   if (pathStart === -1) pathStart = url.length;
   const hash = url.indexOf('#', pathStart);
-  const requestUri = url.slice(pathStart, hash === -1 ? url.length : hash) || '/';
+  const requestUri =
+    options.requestUri ?? (url.slice(pathStart, hash === -1 ? url.length : hash) || '/');
   const [rawPath, query] = splitTarget(requestUri);
   const scriptName = options.scriptName ?? '';
   const below = rawPathBelow(rawPath, scriptName);
@@ -132,7 +139,14 @@ export class FetchSink implements ResponseSink {
     this.status = code;
     this.statusText = reason;
     this.headers = fetchHeaders;
-    if (code === 204 || code === 304 || this.exchange?.bodiless === true) {
+    // No body to come (a declared `Content-Length: 0` too): a null body, or runtimes such as
+    // @hono/node-server add a `Content-Type` of their own to the empty stream.
+    if (
+      code === 204 ||
+      code === 304 ||
+      this.exchange?.bodiless === true ||
+      this.exchange?.declared === 0
+    ) {
       this.discard = true;
       this.resolve(this.build(null));
     } else if (addLength >= 0) {
@@ -215,6 +229,8 @@ export class FetchSink implements ResponseSink {
   };
 
   private build(body: Chunk | ReadableStream<Uint8Array> | null): Response {
+    // As bytes: a string body would make `Response` add `text/plain;charset=UTF-8` of its own.
+    if (typeof body === 'string') body = body === '' ? null : Buffer.from(body);
     const init = { status: this.status, statusText: this.statusText, headers: this.headers };
     try {
       return new Response(body as BodyInit | null, init);
