@@ -29,46 +29,128 @@ export interface ToFastifyOptions {
   errors?: ErrorStream;
 }
 
-/** The plugin `toFastify` returns: register it with a `prefix`. */
+/** The plugin `toFastify` returns: register it with a `prefix`, or without one. */
 export type NgiFastifyPlugin = (
   fastify: FastifyInstance,
   options: Record<string, unknown>,
   done: (error?: Error) => void,
 ) => void;
 
+/** One `toFastify` registration, found again by `passBadUrls` for paths the router refused. */
+interface Mounted {
+  scriptName: string;
+  serve: (request: FastifyRequest, reply: FastifyReply) => void;
+}
+
+/** Registrations per HTTP server: every encapsulated instance of one Fastify shares it. */
+const mountsOf = new WeakMap<object, Mounted[]>();
+
 /**
- * An NGI app as a Fastify plugin, for `fastify.register(toFastify(app), { prefix: '/legacy' })`.
- * It answers every method Fastify knows (HEAD and OPTIONS included) on the prefix itself and
- * everything below it; the prefix becomes `SCRIPT_NAME`. Inside the prefix no content-type
- * parser runs, so the body reaches the app raw as `ngi.input` (no 415, no size limit of
- * Fastify's own); Fastify's hooks and request logging still run.
+ * An NGI app as a Fastify plugin, for `fastify.register(toFastify(app), { prefix: '/legacy' })`
+ * (nested `register` prefixes add up). The plugin is the not-found handler of its prefix, so
+ * it answers every method — HEAD, OPTIONS, TRACE and methods Fastify has no routes for
+ * included — on the prefix itself (`/legacy`: `PATH_INFO` `""`; `/legacy/`: `"/"`) and
+ * everything below it, and the prefix becomes `SCRIPT_NAME`. Fastify's own routes win: one
+ * that matches (`fastify.get('/legacy/new')`, or any route when registered without a prefix)
+ * answers, and the NGI app gets the rest; so registering without a prefix never clashes with
+ * the instance's routes (it takes the place of the instance's not-found handler, which cannot
+ * then be set again for that prefix).
+ *
+ * Inside the prefix no content-type parser runs, so the body reaches the app raw as
+ * `ngi.input`: any media type, no 415 and no `bodyLimit` (Fastify still answers 415 to a
+ * `Content-Type` that is not `type/subtype`, and 400 to a `QUERY` without one, before any
+ * plugin runs). The path reaches the app as sent: `REQUEST_URI` raw, `PATH_INFO` decoded,
+ * `%2F` kept (Fastify's router refuses a path that does not decode, like `%FF`, unless the
+ * instance is built with `frameworkErrors: passBadUrls()`).
+ *
+ * Hooks: the reply is hijacked, so `onRequest`, `preParsing`, `preValidation`, `preHandler`,
+ * `onResponse` and `onRequestAbort` run (a hook that replies or fails answers instead of the
+ * app; headers a hook set with `reply.header()` reach the client unless the app sets the same
+ * name), and the request is logged (`incoming request`, `request completed` with the app's
+ * status); `preSerialization`, `onSend`, `onError` and `onTimeout` never run: Fastify
+ * serializes and sends nothing, the app answers its own errors (ngi's 500) and sees a client
+ * that goes away through `ngi.signal`.
  *
  * @example
  * const fastify = Fastify({ logger: true });
  * await fastify.register(toFastify(legacyApp), { prefix: '/legacy' });
+ * fastify.get('/health', async () => 'ok'); // Fastify's; the rest of /legacy is the app's
  */
 export function toFastify(app: App, options: ToFastifyOptions = {}): NgiFastifyPlugin {
   const errors = options.errors;
   return (fastify, _options, done) => {
     const scriptName = decodePath(fastify.prefix);
-    // Encapsulated to this plugin: the body stays unread for the app.
-    fastify.removeAllContentTypeParsers();
-    fastify.addContentTypeParser('*', (_request, _payload, parsed) => parsed(null, undefined));
-    const handler = (request: FastifyRequest, reply: FastifyReply) => {
+    const serve = (request: FastifyRequest, reply: FastifyReply): void => {
       const req = request.raw;
-      const url = req.url ?? '/';
-      const [path, query] = splitTarget(url);
-      const below = rawPathBelow(path, scriptName) ?? path;
+      const [path, query] = splitTarget(req.url ?? '/');
+      // The router matched the decoded path; cut the prefix from the raw one, by segments.
+      const below = rawPathBelow(path, scriptName);
       reply.hijack();
+      // Fastify keeps `reply.header()` values to itself until it sends, which a hijacked reply
+      // never does: move them to the Node response, where the app's head merges with them.
+      const upstream = reply.getHeaders();
+      for (const name in upstream) {
+        const value = upstream[name];
+        if (value !== undefined) reply.raw.setHeader(name, value);
+      }
       serveNodeRequest(app, req, reply.raw, {
-        scriptName,
-        target: query === '' ? below : below + '?' + query,
+        // The router found the prefix, so the raw path holds it, unless a hook rewrote
+        // `req.url` since: then the app sees that path whole, at the root.
+        scriptName: below === undefined ? '' : scriptName,
+        target: below === undefined ? req.url : query === '' ? below : below + '?' + query,
         errors,
       });
     };
-    const methods = fastify.supportedMethods;
-    fastify.route({ method: methods, url: '/', handler, exposeHeadRoute: false });
-    fastify.route({ method: methods, url: '/*', handler, exposeHeadRoute: false });
+    // Encapsulated to this plugin: the body stays unread for the app.
+    fastify.removeAllContentTypeParsers();
+    fastify.addContentTypeParser('*', (_request, _payload, parsed) => parsed(null, undefined));
+    fastify.setNotFoundHandler(serve);
+    let mounts = mountsOf.get(fastify.server);
+    if (mounts === undefined) mountsOf.set(fastify.server, (mounts = []));
+    mounts.push({ scriptName, serve });
     done();
   };
+}
+
+/** Fastify's `frameworkErrors` option: `(error, request, reply) => void`. */
+export type FrameworkErrorsHandler = (
+  error: Error & { code?: string },
+  request: FastifyRequest,
+  reply: FastifyReply,
+) => void;
+
+/**
+ * For Fastify's `frameworkErrors` option: a path Fastify's router cannot decode (`%FF`, a
+ * lone `%`) that falls under a `toFastify` prefix goes to that NGI app (the longest prefix
+ * wins), exactly as sent; `REQUEST_URI` stays raw and `PATH_INFO` reads the bytes as Latin-1.
+ * Fastify calls this before any route or hook, so no hook runs for such a request. Every
+ * other framework error goes to `fallback`, by default answered as Fastify answers it.
+ *
+ * @example
+ * const fastify = Fastify({ frameworkErrors: passBadUrls() });
+ * await fastify.register(toFastify(legacyApp), { prefix: '/legacy' });
+ * // GET /legacy/caf%E9 reaches legacyApp with PATH_INFO '/café'
+ */
+export function passBadUrls(
+  fallback: FrameworkErrorsHandler = (error, _request, reply) => void reply.send(error),
+): FrameworkErrorsHandler {
+  return (error, request, reply) => {
+    if (error.code === 'FST_ERR_BAD_URL') {
+      const mounted = mountFor(request);
+      if (mounted !== undefined) return mounted.serve(request, reply);
+    }
+    fallback(error, request, reply);
+  };
+}
+
+function mountFor(request: FastifyRequest): Mounted | undefined {
+  const mounts = mountsOf.get(request.server.server);
+  if (mounts === undefined) return undefined;
+  const [path] = splitTarget(request.raw.url ?? '/');
+  let best: Mounted | undefined;
+  for (const mounted of mounts) {
+    if (best !== undefined && best.scriptName.length >= mounted.scriptName.length) continue;
+    if (rawPathBelow(path, mounted.scriptName) !== undefined) best = mounted;
+  }
+  return best;
 }
