@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { serveNodeRequest } from '../src/_node-host.js';
+import { NgiError } from '../src/errors.js';
 import { decodePath, rawPathBelow, splitTarget } from '../src/_url.js';
 import type { App, ErrorStream } from '../src/types.js';
 import { fromNodeHandler } from './node.js';
@@ -42,6 +43,12 @@ interface Mounted {
   serve: (request: FastifyRequest, reply: FastifyReply) => void;
 }
 
+function bodyConsumed(): NgiError {
+  const message =
+    'a Fastify route read the request body before handing it to toFastify (NGI_ERR_BODY_CONSUMED)';
+  return Object.assign(new NgiError('NGI_ERR_BODY_CONSUMED', message), { statusCode: 500 });
+}
+
 /** Registrations per HTTP server: every encapsulated instance of one Fastify shares it. */
 const mountsOf = new WeakMap<object, Mounted[]>();
 
@@ -59,7 +66,8 @@ const mountsOf = new WeakMap<object, Mounted[]>();
  * Inside the prefix no content-type parser runs, so the body reaches the app raw as
  * `ngi.input`: any media type, no 415 and no `bodyLimit` (Fastify still answers 415 to a
  * `Content-Type` that is not `type/subtype`, and 400 to a `QUERY` without one, before any
- * plugin runs). The path reaches the app as sent: `REQUEST_URI` raw, `PATH_INFO` decoded,
+ * plugin runs). A route that parsed the body and then calls `reply.callNotFound()` hands the
+ * app nothing to read: that is a 500 naming `NGI_ERR_BODY_CONSUMED`, never an empty body. The path reaches the app as sent: `REQUEST_URI` raw, `PATH_INFO` decoded,
  * `%2F` kept (Fastify's router refuses a path that does not decode, like `%FF`, unless the
  * instance is built with `frameworkErrors: passBadUrls()`).
  *
@@ -82,6 +90,12 @@ export function toFastify(app: App, options: ToFastifyOptions = {}): NgiFastifyP
     const scriptName = decodePath(fastify.prefix);
     const serve = (request: FastifyRequest, reply: FastifyReply): void => {
       const req = request.raw;
+      if (req.readableDidRead) {
+        // A route parsed the body, then handed over with `reply.callNotFound()`: its bytes are
+        // gone, and an empty `ngi.input` would lose them silently.
+        reply.send(bodyConsumed());
+        return;
+      }
       const [path, query] = splitTarget(req.url ?? '/');
       // The router matched the decoded path; cut the prefix from the raw one, by segments.
       const below = rawPathBelow(path, scriptName);

@@ -447,6 +447,35 @@ describe('toFastify', () => {
     }
   });
 
+  it('answers 500 naming NGI_ERR_BODY_CONSUMED when a route parsed the body before reply.callNotFound()', async () => {
+    let calls = 0;
+    const handing = Fastify();
+    handing.post('/form', async (_request, reply) => reply.callNotFound());
+    await handing.register(
+      toFastify(async (environ, startResponse) => {
+        calls++;
+        for await (const _chunk of environ['ngi.input']);
+        startResponse('200 OK', [['Content-Type', 'text/plain']]);
+        return ['read'];
+      }),
+    );
+    await handing.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const at = portOf(handing);
+      const lost = await send(at, 'POST', '/form', {
+        headers: { 'content-type': 'application/json' },
+        body: '{"a":1}',
+      });
+      assert.equal(lost.status, 500);
+      assert.match(String(json(lost).message), /NGI_ERR_BODY_CONSUMED/);
+      assert.equal(calls, 0);
+      // Without a body there is nothing to lose: the app answers.
+      assert.equal((await send(at, 'POST', '/form')).body.toString(), 'read');
+    } finally {
+      await handing.close();
+    }
+  });
+
   it('answers 500 when the app throws, and keeps serving', async () => {
     const errors = logSink();
     const failing = Fastify();
