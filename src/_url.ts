@@ -1,4 +1,7 @@
+import { isUtf8 } from 'node:buffer';
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
+const SCHEME = /^[a-z][a-z\d+.-]*$/i;
 
 function hexValue(code: number): number {
   if (code >= 48 && code <= 57) return code - 48;
@@ -8,26 +11,16 @@ function hexValue(code: number): number {
 }
 
 /**
- * Percent-decodes a raw path into `PATH_INFO`. Bytes are read as UTF-8, or as Latin-1 when they
- * are not valid UTF-8 (so `%FF` survives as `\u00ff` instead of failing the request).
- * A raw path arrives as a Latin-1 string (one char per byte), as Node's parser gives it.
+ * The bytes a raw path stands for: `%XX` escapes decoded, chars up to 0xff taken as Latin-1
+ * bytes (as Node's parser and the uwsgi codec hand them over), wider chars as UTF-8 (a path
+ * written in code, such as a Fastify prefix `/日本`, is no Latin-1 byte string).
  */
-export function decodePath(raw: string): string {
-  let plain = true;
-  for (let i = 0; i < raw.length; i++) {
-    const c = raw.charCodeAt(i);
-    if (c === 37 /* % */ || c > 127) {
-      plain = false;
-      break;
-    }
-  }
-  // Most paths are plain ASCII: hand back the same string, no allocation.
-  if (plain) return raw;
-  const bytes = new Uint8Array(raw.length);
+function percentBytes(raw: string): Uint8Array {
+  const bytes = Buffer.allocUnsafe(raw.length * 3);
   let n = 0;
   for (let i = 0; i < raw.length; i++) {
     const c = raw.charCodeAt(i);
-    if (c === 37 && i + 2 < raw.length + 0) {
+    if (c === 37 /* % */ && i + 2 < raw.length) {
       const hi = hexValue(raw.charCodeAt(i + 1));
       const lo = hexValue(raw.charCodeAt(i + 2));
       if (hi >= 0 && lo >= 0) {
@@ -36,27 +29,75 @@ export function decodePath(raw: string): string {
         continue;
       }
     }
-    bytes[n++] = c & 0xff;
+    if (c <= 0xff) bytes[n++] = c;
+    else {
+      const wide = raw.codePointAt(i)!;
+      if (wide > 0xffff) i++;
+      n += bytes.write(String.fromCodePoint(wide), n, 'utf8');
+    }
   }
-  const view = bytes.subarray(0, n);
+  return bytes.subarray(0, n);
+}
+
+function isPlain(raw: string): boolean {
+  for (let i = 0; i < raw.length; i++) {
+    const c = raw.charCodeAt(i);
+    if (c === 37 /* % */ || c > 127) return false;
+  }
+  return true;
+}
+
+function latin1(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+}
+
+/**
+ * Percent-decodes a raw path into `PATH_INFO`. Bytes are read as UTF-8, or as Latin-1 when they
+ * are not valid UTF-8 (so `%FF` survives as `\u00ff` instead of failing the request).
+ * A raw path arrives as a Latin-1 string (one char per byte), as Node's parser gives it.
+ *
+ * @example
+ * decodePath('/caf%C3%A9/a%2Fb'); // '/café/a/b'
+ * decodePath('/%FF'); // '/ÿ'
+ */
+export function decodePath(raw: string): string {
+  // Most paths are plain ASCII: hand back the same string, no allocation.
+  if (isPlain(raw)) return raw;
+  const bytes = percentBytes(raw);
   try {
-    return utf8.decode(view);
+    return utf8.decode(bytes);
   } catch {
-    return Buffer.from(view).toString('latin1');
+    return latin1(bytes);
   }
 }
 
-/** Splits a request target into its path and raw query; an absolute-form target loses its origin. */
+/**
+ * Where the path of an absolute-form target (`http://host/x?y`) starts: the index of its first
+ * `/`, `-1` when it has none (`http://host?y`), `0` when the target is not absolute-form.
+ */
+function absolutePathStart(target: string): number {
+  const scheme = target.indexOf('://');
+  if (scheme <= 0 || !SCHEME.test(target.slice(0, scheme))) return 0;
+  const slash = target.indexOf('/', scheme + 3);
+  const q = target.indexOf('?', scheme + 3);
+  return slash === -1 || (q !== -1 && q < slash) ? -1 : slash;
+}
+
+/**
+ * Splits a request target into its path and raw query; an absolute-form target loses its origin.
+ *
+ * @example
+ * splitTarget('/a%2Fb?x=1'); // ['/a%2Fb', 'x=1']
+ * splitTarget('http://example.com/a?x=1'); // ['/a', 'x=1']
+ * splitTarget('*'); // ['*', '']
+ */
 export function splitTarget(target: string): [path: string, query: string] {
   let start = 0;
   if (target.charCodeAt(0) !== 47 /* / */ && target !== '*') {
-    // absolute-form (`GET http://host/x HTTP/1.1`): the path starts at the first `/` after `//`.
-    const scheme = target.indexOf('://');
-    if (scheme !== -1) {
-      const slash = target.indexOf('/', scheme + 3);
-      const q = target.indexOf('?', scheme + 3);
-      start = slash === -1 || (q !== -1 && q < slash) ? -1 : slash;
-      if (start === -1) return ['/', q === -1 ? '' : target.slice(q + 1)];
+    start = absolutePathStart(target);
+    if (start === -1) {
+      const q = target.indexOf('?');
+      return ['/', q === -1 ? '' : target.slice(q + 1)];
     }
   }
   const q = target.indexOf('?', start);
@@ -65,9 +106,31 @@ export function splitTarget(target: string): [path: string, query: string] {
 }
 
 /**
+ * A request target in origin-form, as `REQUEST_URI` carries it (nginx's `$request_uri` too):
+ * an absolute-form target (`GET http://host/x?y`, what proxies are sent) loses its scheme and
+ * authority; anything else stays exactly as received.
+ *
+ * @example
+ * originForm('http://example.com/a%20b?x=1'); // '/a%20b?x=1'
+ * originForm('/a?x=1'); // '/a?x=1'
+ */
+export function originForm(target: string): string {
+  if (target.charCodeAt(0) === 47 /* / */) return target;
+  const start = absolutePathStart(target);
+  if (start > 0) return target.slice(start);
+  if (start === 0) return target;
+  const q = target.indexOf('?');
+  return q === -1 ? '/' : '/' + target.slice(q);
+}
+
+/**
  * The raw (undecoded) path below a mount point: strips as many raw segments from `rawPath` as
  * decode to `scriptName`, so `%2F` and `%FF` further down stay exactly as the client sent them.
  * Returns `undefined` when the raw path does not start with the mount point (a proxy normalised it).
+ *
+ * @example
+ * rawPathBelow('/caf%C3%A9/a%2Fb', '/café'); // '/a%2Fb'
+ * rawPathBelow('/other', '/café'); // undefined
  */
 export function rawPathBelow(rawPath: string, scriptName: string): string | undefined {
   if (scriptName === '') return rawPath;
@@ -76,11 +139,14 @@ export function rawPathBelow(rawPath: string, scriptName: string): string | unde
     if (Number.isNaN(next)) return '';
     if (next === 47) return rawPath.slice(scriptName.length);
   }
+  // Prefixes are decoded as the whole path was: one that is not UTF-8 became Latin-1 throughout.
+  const wholeIsLatin1 = !isPlain(rawPath) && !isUtf8(percentBytes(rawPath));
   let end = 0;
   while (end < rawPath.length) {
     let slash = rawPath.indexOf('/', end + 1);
     if (slash === -1) slash = rawPath.length;
-    const decoded = decodePath(rawPath.slice(0, slash));
+    const prefix = rawPath.slice(0, slash);
+    const decoded = wholeIsLatin1 ? latin1(percentBytes(prefix)) : decodePath(prefix);
     if (decoded === scriptName) return rawPath.slice(slash);
     if (decoded.length > scriptName.length) return undefined;
     end = slash;

@@ -14,6 +14,9 @@ const NOT_FOUND = 'Not Found\n';
  * const app = mount({ '/users': await fromFastify(next), '/': fromExpress(legacy) });
  */
 export function mount(routes: Record<string, App>): App {
+  if (routes === null || typeof routes !== 'object' || Array.isArray(routes)) {
+    throw new TypeError("mount: routes must be an object such as { '/api': app }");
+  }
   const table = Object.entries(routes).map(([prefix, app]) => {
     if (typeof app !== 'function')
       throw new TypeError(`mount: the app for ${JSON.stringify(prefix)} is not a function`);
