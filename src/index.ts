@@ -13,3 +13,4 @@ export { NgiError, RequestError, codes, type ErrorCode } from './errors.js';
 export { defineApp, isNgiApp } from './define-app.js';
 export { mount } from './mount.js';
 export { serve } from './serve.js';
+export { validator } from './validator.js';
