@@ -47,6 +47,8 @@ export function environFromUwsgi(
 ): Environ {
   const vars: Record<string, string> = {};
   for (const [key, value] of packet.vars) {
+    // nginx repeats every header as HTTP_*, the content ones too: they are CONTENT_* only.
+    if (key === 'HTTP_CONTENT_LENGTH' || key === 'HTTP_CONTENT_TYPE') continue;
     const prior: unknown = vars[key];
     if (prior === undefined) vars[key] = value;
     // A repeat joins; a var named like an Object.prototype member (`constructor`,

@@ -20,6 +20,9 @@ function expectedEnviron(vars: Array<[string, string]>): Record<string, string> 
   }
   if (env.CONTENT_LENGTH === '') delete env.CONTENT_LENGTH;
   if (env.CONTENT_TYPE === '') delete env.CONTENT_TYPE;
+  // The content headers nginx repeats as HTTP_* are CONTENT_* only (DESIGN.md's environ).
+  delete env.HTTP_CONTENT_LENGTH;
+  delete env.HTTP_CONTENT_TYPE;
   env.SCRIPT_NAME ??= '';
   return env;
 }
