@@ -1,8 +1,8 @@
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import type { Context } from 'hono';
 import { kNgiApp, kNodeHost } from '../src/_symbols.js';
+import { consumedInput, keptInput, nodeInput } from '../src/_input.js';
 import { decodePath } from '../src/_url.js';
-import { NgiError } from '../src/errors.js';
 import type { App, Environ, ErrorStream } from '../src/types.js';
 import { callFetchHandler, serveFetchRequest, type NodeResponseLike } from './fetch.js';
 
@@ -74,30 +74,13 @@ function inputOf(c: Context, incoming: NodeServerBindings['incoming']): Readable
   const cache = c.req.bodyCache as Record<string, unknown>;
   for (const key in cache) {
     if (key === 'formData' && Object.keys(cache).length === 1) {
-      return consumed('a Hono middleware parsed the body as form data; its bytes are gone');
+      return consumedInput('a Hono middleware parsed the body as form data; its bytes are gone');
     }
     // Hono derives any other form from whichever one it cached.
-    return Readable.from(bytesOf(c.req.arrayBuffer()));
+    return keptInput(c.req.arrayBuffer());
   }
   if (incoming === undefined || typeof incoming.read !== 'function') return undefined;
-  if (incoming.readableDidRead) {
-    return consumed('something upstream of toHono read the request body');
-  }
-  return incoming;
-}
-
-async function* bytesOf(body: Promise<ArrayBuffer>): AsyncGenerator<Buffer> {
-  const bytes = await body;
-  if (bytes.byteLength > 0) yield Buffer.from(bytes);
-}
-
-function consumed(message: string): Readable {
-  const error = new NgiError('NGI_ERR_BODY_CONSUMED', `${message} (NGI_ERR_BODY_CONSUMED)`);
-  return new Readable({
-    read() {
-      this.destroy(error);
-    },
-  });
+  return nodeInput(incoming, 'something upstream of toHono');
 }
 
 export interface ToHonoOptions {

@@ -58,6 +58,8 @@ export function fromNodeHandler(handler: NodeHandler): App {
       host instanceof NodeSink &&
       host.exchange !== undefined &&
       host.exchange.startResponse === startResponse &&
+      // A body read upstream (kept or gone) is only in `ngi.input`: the handler needs that.
+      environ['ngi.input'] === host.req &&
       host.exchange.handOff()
     ) {
       handOver(handler, host, environ);

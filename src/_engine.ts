@@ -252,11 +252,14 @@ export class Exchange {
   }
 
   private consume(body: Body): void | Promise<void> {
+    this.body = body;
     if (this.handedOff || this.phase === Phase.Done) {
-      this.release();
+      // A body that arrives after the exchange ended (client gone, answered natively) is
+      // still closed: it may hold a cursor or a file.
+      if (this.released) this.closeBody();
+      else this.release();
       return;
     }
-    this.body = body;
     if (Array.isArray(body)) return this.consumeArray(body);
     if (body !== null && typeof body === 'object') {
       if (typeof (body as AsyncIterable<Chunk>)[Symbol.asyncIterator] === 'function') {
@@ -434,6 +437,11 @@ export class Exchange {
         this.logLate(error);
       }
     }
+    this.closeBody();
+    this.onDone?.();
+  }
+
+  private closeBody(): void {
     const close = (this.body as { close?: unknown } | undefined)?.close;
     if (typeof close === 'function') {
       try {
@@ -443,7 +451,6 @@ export class Exchange {
         this.logLate(error);
       }
     }
-    this.onDone?.();
   }
 
   private logLate(error: unknown): void {

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
 import { Exchange, type ResponseSink } from './_engine.js';
 import { environFromNode } from './environ.js';
 import { NgiError } from './errors.js';
@@ -111,6 +112,10 @@ export interface NodeRequestOptions {
   requestUri?: string;
   errors?: ErrorStream;
   multiprocess?: boolean;
+  /** `ngi.input` when it is not `req` itself (a framework middleware already read the body). */
+  input?: Readable | undefined;
+  /** The length of a kept `input` (it becomes `CONTENT_LENGTH`). */
+  inputLength?: number | undefined;
   /** Connect-style fallback: called with the error instead of answering 500. */
   next?: ((error?: unknown) => void) | undefined;
   /** Called once the exchange is over (a framework middleware awaiting it, as Koa's do). */
@@ -131,6 +136,8 @@ export function serveNodeRequest(
     requestUri: options.requestUri,
     errors: options.errors,
     multiprocess: options.multiprocess,
+    input: options.input,
+    inputLength: options.inputLength,
     abort: controller,
   });
   const sink = new NodeSink(req, res);

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Environ, ErrorStream } from './types.js';
 import { decodePath, splitTarget } from './_url.js';
@@ -44,6 +45,10 @@ export interface NodeEnvironOptions {
   requestUri?: string;
   errors?: ErrorStream;
   multiprocess?: boolean;
+  /** `ngi.input` when it is not `req` itself (a framework middleware already read the body). */
+  input?: Readable | undefined;
+  /** The length of a kept `input`: the client's framing and encoding no longer describe it. */
+  inputLength?: number | undefined;
   /** Backs `ngi.signal`; the signal itself is only built if the app reads it. */
   abort: LazySignal;
 }
@@ -70,7 +75,7 @@ export function environFromNode(req: IncomingMessage, options: NodeEnvironOption
     REQUEST_URI: requestUri,
     'ngi.version': VERSION,
     'ngi.url_scheme': encrypted ? 'https' : 'http',
-    'ngi.input': req,
+    'ngi.input': options.input ?? req,
     'ngi.errors': options.errors ?? stderrStream,
     'ngi.multiprocess': options.multiprocess ?? false,
     'ngi.multithread': false,
@@ -85,6 +90,12 @@ export function environFromNode(req: IncomingMessage, options: NodeEnvironOption
     const value = raw[i + 1]!;
     if (host === undefined && name === 'host') host = value;
     addHeader(environ, headerKey(name), value);
+  }
+  if (options.inputLength !== undefined) {
+    // A parser inflated (gzip) or re-encoded what it kept: say what the app will read.
+    environ.CONTENT_LENGTH = String(options.inputLength);
+    delete environ.HTTP_CONTENT_ENCODING;
+    delete environ.HTTP_TRANSFER_ENCODING;
   }
   setServerAddress(environ, host, socket.localAddress, socket.localPort, encrypted);
   attachSignal(environ, options.abort);
