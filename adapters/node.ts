@@ -1,5 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { runOnEnviron, targetBelowMount } from '../src/_node-emulation.js';
+import {
+  logAfterResponse,
+  rawMountPoint,
+  runOnEnviron,
+  targetBelowMount,
+} from '../src/_node-emulation.js';
 import { NodeSink, serveNodeRequest, type NodeRequestOptions } from '../src/_node-host.js';
 import { kNgiApp, kNodeHost, kOriginal } from '../src/_symbols.js';
 import type { App, Environ, StartResponse } from '../src/types.js';
@@ -78,14 +83,39 @@ const EMPTY: never[] = [];
 function handOver(handler: NodeHandler, host: NodeSink, environ: Environ): void {
   const { req, res } = host;
   if (environ.SCRIPT_NAME !== '') {
-    const url = req.url;
     const mounted = req as IncomingMessage & { originalUrl?: string; baseUrl?: string };
-    mounted.originalUrl ??= url;
-    mounted.baseUrl = environ.SCRIPT_NAME;
+    const url = req.url;
+    const baseUrl = mounted.baseUrl;
+    const originalUrl = mounted.originalUrl;
+    mounted.originalUrl = originalUrl ?? url;
+    mounted.baseUrl = rawMountPoint(environ);
     req.url = targetBelowMount(environ);
-    res.once('close', () => {
+    // The handler's routers move url and baseUrl further and never put them back once they
+    // answer. The host's framework (an outer Express app around toExpress) gets its own view
+    // back for its 'finish'/'close' listeners, which were registered first.
+    let restored = false;
+    const restore = () => {
+      if (restored) return;
+      restored = true;
       req.url = url;
-    });
+      mounted.baseUrl = baseUrl;
+      mounted.originalUrl = originalUrl;
+    };
+    res.prependOnceListener('finish', restore);
+    res.prependOnceListener('close', restore);
   }
-  handler(req, res);
+  const result = handler(req, res);
+  // `http.createServer` would crash on an async handler's rejection: answer it instead.
+  if (typeof (result as Promise<unknown> | undefined)?.then === 'function') {
+    (result as Promise<unknown>).then(undefined, (error: unknown) =>
+      failLate(host, environ, error),
+    );
+  }
+}
+
+/** A handler that rejected: a 500 page, or an aborted connection once its head is out. */
+function failLate(host: NodeSink, environ: Environ, error: unknown): void {
+  // A finished response is left alone (destroying it could cut bytes still in the socket).
+  if (!host.res.writableEnded) host.exchange!.fail(error);
+  else logAfterResponse(environ, error);
 }

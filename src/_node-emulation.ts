@@ -1,6 +1,7 @@
 import { IncomingMessage, ServerResponse, STATUS_CODES } from 'node:http';
 import { Stream, type Readable } from 'node:stream';
 import { RESOLVED } from './_engine.js';
+import { NgiError, formatError } from './errors.js';
 import { rawPathBelow, splitTarget } from './_url.js';
 import type { Chunk, Environ, Headers, StartResponse, Write } from './types.js';
 
@@ -26,6 +27,17 @@ export function targetBelowMount(environ: Environ): string {
   if (below === '') below = '/';
   const query = environ.QUERY_STRING;
   return query === '' ? below : below + '?' + query;
+}
+
+/**
+ * The mount point as the client spelled it (`/caf%C3%A9` for `SCRIPT_NAME` `/café`): Express's
+ * `req.baseUrl` is raw, and a router below cuts its own raw prefixes after it.
+ */
+export function rawMountPoint(environ: Environ): string {
+  const [rawPath] = splitTarget(environ.REQUEST_URI || '/');
+  const below = rawPathBelow(rawPath, environ.SCRIPT_NAME);
+  if (below === undefined) return environ.SCRIPT_NAME;
+  return rawPath.slice(0, rawPath.length - below.length);
 }
 
 /**
@@ -122,6 +134,10 @@ function setHeaders(req: IncomingMessage, environ: Environ): void {
   req.headers = headers;
 }
 
+function failWithoutAbort(error: Error | null, callback: (error?: Error | null) => void): void {
+  callback(error);
+}
+
 /** The request, its body read from `ngi.input` with backpressure. */
 export class EnvironRequest extends IncomingMessage {
   private input: Readable | undefined;
@@ -159,13 +175,30 @@ export class EnvironRequest extends IncomingMessage {
         this.complete = true;
         this.push(null);
       });
-      input.once('error', (error) => this.destroy(error));
+      input.once('error', (error: Error & { code?: unknown }) => {
+        // A failing input (a body consumed upstream) is no client abort: IncomingMessage's own
+        // _destroy would emit 'aborted', and body readers (raw-body) then answer "request
+        // aborted" and drop the cause. Complete: there is no more input to wait for (on-finished
+        // would otherwise wait forever for an 'end').
+        if (error.code !== 'ECONNRESET') {
+          this._destroy = failWithoutAbort;
+          this.complete = true;
+        }
+        this.destroy(error);
+      });
+      // A client that hangs up mid-body may only close the input: the handler must hear of it.
+      input.once('close', () => {
+        if (!this.complete)
+          this.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+      });
     }
     input.resume();
   }
 }
 
 const DONE: IteratorResult<Chunk> = { done: true, value: undefined };
+/** What Node refuses in a reason phrase (its `checkInvalidHeaderChar`). */
+const INVALID_REASON = /[^\t\x20-\x7e\x80-\xff]/;
 const OWN_METHODS = [
   'write',
   'end',
@@ -183,12 +216,18 @@ interface Emulated {
   waitingForDrain: boolean;
   ended: boolean;
   settle: ((result: IteratorResult<Chunk>) => void) | undefined;
+  /** Rejects the pending `next()`: the handler failed, the engine answers for it. */
+  reject: ((error: unknown) => void) | undefined;
+  /** The handler's failure, when it came before the engine asked for more. */
+  broken: { error: unknown } | undefined;
   failed: boolean;
   fakeSocket: EnvironSocket;
   fakeRequest: EnvironRequest;
 }
 
 type Res = EnvironResponse & Emulated;
+
+const gone: Write = () => Promise.reject(new NgiError('NGI_ERR_CLIENT_GONE'));
 
 /** Commits status and headers to the NGI side (once). */
 function commit(res: Res): Write {
@@ -200,8 +239,18 @@ function commit(res: Res): Write {
     else if (value !== undefined) headers.push([name, String(value)]);
   }
   const code = res.statusCode;
-  const reason = res.statusMessage || STATUS_CODES[code] || 'Unknown';
-  res.ngiWrite = res.startResponse(`${code} ${reason}`, headers);
+  const reason = res.statusMessage || STATUS_CODES[code] || 'unknown';
+  try {
+    res.ngiWrite = res.startResponse(`${code} ${reason}`, headers);
+  } catch (error) {
+    // The exchange is no longer the handler's (the client left while it worked; the engine
+    // says TWICE for any call after its start): the answer goes nowhere, as on a dead
+    // connection, instead of throwing out of the handler's callback and crashing the process.
+    const code = (error as { code?: unknown }).code;
+    if (code !== 'NGI_ERR_CLIENT_GONE' && code !== 'NGI_ERR_START_RESPONSE_TWICE') throw error;
+    teardown(res);
+    res.ngiWrite = gone;
+  }
   // Node's own setters now refuse late headers (ERR_HTTP_HEADERS_SENT), as on a real response.
   (res as unknown as { _header: string })._header = `${code}`;
   return res.ngiWrite;
@@ -213,7 +262,9 @@ function send(
   encoding: BufferEncoding | undefined,
   callback?: () => void,
 ): boolean {
-  const write = commit(res);
+  // As Node does: through `writeHead`, which middleware (on-headers, compression) may wrap.
+  if (res.ngiWrite === undefined) res._implicitHeader();
+  const write = res.ngiWrite!;
   const data: Chunk =
     typeof chunk === 'string'
       ? encoding === undefined || encoding === 'utf8' || encoding === 'utf-8'
@@ -250,12 +301,30 @@ function send(
 function finish(res: Res): void {
   res.emit('finish');
   const settle = res.settle;
-  res.settle = undefined;
+  res.settle = res.reject = undefined;
   settle?.(DONE);
-  process.nextTick(() => {
-    if (!res.fakeRequest.destroyed) res.fakeRequest.destroy();
-    res.emit('close');
-  });
+  process.nextTick(closeFinished, res);
+}
+
+/** After `'finish'`, as Node does: an unread request body is drained (not aborted), then `'close'`. */
+function closeFinished(res: Res): void {
+  const req = res.fakeRequest as EnvironRequest & { _dump(): void };
+  if (!req.readableEnded && !req.destroyed) req._dump();
+  res.destroyed = true;
+  res.emit('close');
+}
+
+/**
+ * The handler failed (a rejected promise): the engine answers for it — a 500 page while the
+ * head is not out, an aborted connection after. `false` when the response was already over.
+ */
+function breakBody(res: Res, error: unknown): boolean {
+  if (res.failed || res.broken !== undefined || (res.ended && res.pending === 0)) return false;
+  const reject = res.reject;
+  res.settle = res.reject = undefined;
+  if (reject !== undefined) reject(error);
+  else res.broken = { error };
+  return true;
 }
 
 /** The client went away or a write failed: tear down as a real connection would. */
@@ -266,7 +335,7 @@ function teardown(res: Res): void {
   if (!res.fakeRequest.complete || !res.fakeRequest.readableEnded) res.fakeRequest.destroy();
   res.fakeSocket.destroy();
   const settle = res.settle;
-  res.settle = undefined;
+  res.settle = res.reject = undefined;
   settle?.(DONE);
 }
 
@@ -274,8 +343,12 @@ function teardown(res: Res): void {
 function bodyOf(res: Res): AsyncIterable<Chunk> {
   const iterator: AsyncIterableIterator<Chunk> = {
     next: () => {
+      if (res.broken !== undefined) return Promise.reject(res.broken.error);
       if ((res.ended && res.pending === 0) || res.failed) return Promise.resolve(DONE);
-      return new Promise((resolve) => (res.settle = resolve));
+      return new Promise((resolve, reject) => {
+        res.settle = resolve;
+        res.reject = reject;
+      });
     },
     return: () => {
       if (!(res.ended && res.pending === 0)) teardown(res);
@@ -300,6 +373,8 @@ export class EnvironResponse extends ServerResponse {
       waitingForDrain: false,
       ended: false,
       settle: undefined,
+      reject: undefined,
+      broken: undefined,
       failed: false,
       fakeSocket: socket,
       fakeRequest: req,
@@ -312,6 +387,7 @@ export class EnvironResponse extends ServerResponse {
     this.assignSocket(socket as never);
   }
 
+  /** Node's own `writeHead`, rule for rule (status checks, default reason, header forms). */
   override writeHead(
     statusCode: number,
     reason?: string | Record<string, unknown> | unknown[],
@@ -323,31 +399,43 @@ export class EnvironResponse extends ServerResponse {
         code: 'ERR_HTTP_HEADERS_SENT',
       });
     }
-    if (!Number.isInteger(statusCode) || statusCode < 100 || statusCode > 999) {
+    const code = statusCode | 0;
+    if (code < 100 || code > 999) {
       throw Object.assign(new RangeError(`Invalid status code: ${statusCode}`), {
         code: 'ERR_HTTP_INVALID_STATUS_CODE',
       });
     }
     if (typeof reason === 'string') this.statusMessage = reason;
-    else headers = reason;
-    this.statusCode = statusCode;
+    else {
+      this.statusMessage ||= STATUS_CODES[code] || 'unknown';
+      headers ??= reason;
+    }
+    this.statusCode = code;
     if (Array.isArray(headers)) {
+      // Node keeps duplicates of a head given whole, and replaces set headers otherwise.
+      const fresh = this.getHeaderNames().length === 0;
+      const put = (name: string, value: unknown) =>
+        fresh ? this.appendHeader(name, value as string) : this.setHeader(name, value as string);
       if (Array.isArray(headers[0])) {
-        for (const [name, value] of headers as [string, string][]) this.appendHeader(name, value);
+        for (const [name, value] of headers as [string, string][]) put(name, value);
       } else {
-        for (let i = 0; i < headers.length; i += 2) {
-          this.appendHeader(String(headers[i]), headers[i + 1] as string);
-        }
+        for (let i = 0; i < headers.length; i += 2) put(String(headers[i]), headers[i + 1]);
       }
     } else if (headers) {
       for (const name of Object.keys(headers)) this.setHeader(name, headers[name] as string);
+    }
+    if (INVALID_REASON.test(this.statusMessage)) {
+      throw Object.assign(new TypeError('Invalid character in statusMessage'), {
+        code: 'ERR_INVALID_CHAR',
+      });
     }
     commit(res);
     return this;
   }
 
+  /** Node's: the head of a response written without `writeHead`, through `writeHead`. */
   _implicitHeader(): void {
-    commit(this as unknown as Res);
+    this.writeHead(this.statusCode);
   }
 
   override writeContinue(): void {
@@ -355,8 +443,9 @@ export class EnvironResponse extends ServerResponse {
   }
 
   override flushHeaders(): void {
-    const write = commit(this as unknown as Res) as Write & { flushHead?: () => void };
-    write.flushHead?.();
+    const res = this as unknown as Res;
+    if (res.ngiWrite === undefined) this._implicitHeader();
+    (res.ngiWrite as Write & { flushHead?: () => void }).flushHead?.();
   }
 
   override write(chunk: unknown, encoding?: unknown, callback?: unknown): boolean {
@@ -396,32 +485,45 @@ export class EnvironResponse extends ServerResponse {
       if (typeof callback === 'function') process.nextTick(callback as () => void);
       return this;
     }
-    if (typeof callback === 'function') this.once('finish', callback as () => void);
     const hasChunk =
       chunk !== undefined && chunk !== null && (chunk as { length: number }).length > 0;
-    if (
-      res.ngiWrite === undefined &&
-      hasChunk &&
-      !this.hasHeader('content-length') &&
-      !this.hasHeader('transfer-encoding') &&
-      this.statusCode >= 200 &&
-      this.statusCode !== 204 &&
-      this.statusCode !== 304
-    ) {
+    if (res.ngiWrite === undefined) {
+      const addLength =
+        hasChunk &&
+        !this.hasHeader('content-length') &&
+        !this.hasHeader('transfer-encoding') &&
+        this.statusCode >= 200 &&
+        this.statusCode !== 204 &&
+        this.statusCode !== 304;
       // As Node does for `end(data)` before the head: the whole body is known, so is its length.
-      const length =
-        typeof chunk === 'string'
-          ? Buffer.byteLength(chunk, encoding as BufferEncoding | undefined)
-          : (chunk as Uint8Array).byteLength;
-      this.setHeader('Content-Length', length);
+      if (addLength) {
+        const length =
+          typeof chunk === 'string'
+            ? Buffer.byteLength(chunk, encoding as BufferEncoding | undefined)
+            : (chunk as Uint8Array).byteLength;
+        this.setHeader('Content-Length', length);
+      }
+      try {
+        this._implicitHeader();
+      } catch (error) {
+        // A head Node would refuse (status 1000) leaves the response open for an error page.
+        if (addLength) this.removeHeader('Content-Length');
+        throw error;
+      }
     }
+    if (typeof callback === 'function') this.once('finish', callback as () => void);
     res.ended = true;
     this.finished = true;
     if (hasChunk) send(res, chunk, encoding as BufferEncoding | undefined);
-    else commit(res);
     if (res.pending === 0) finish(res);
     return this;
   }
+}
+
+/** A handler failed once its response was complete: too late to change it, so only logged. */
+export function logAfterResponse(environ: Environ, error: unknown): void {
+  const where = `${environ.REQUEST_METHOD} ${environ.REQUEST_URI}, after the response`;
+  environ['ngi.errors'].write(formatError(error, where));
 }
 
 /** Runs a Node handler on an environ; returns the NGI body its response produces. */
@@ -435,7 +537,8 @@ export function runOnEnviron(
   const res = new EnvironResponse(req, socket, startResponse) as Res;
   if (environ.SCRIPT_NAME !== '') {
     (req as { originalUrl?: string }).originalUrl = environ.REQUEST_URI;
-    (req as { baseUrl?: string }).baseUrl = environ.SCRIPT_NAME;
+    // Raw, as Express's own baseUrl and as the fast path gives it.
+    (req as { baseUrl?: string }).baseUrl = rawMountPoint(environ);
   }
   // No `ngi.signal` listener: the server finishes the body (`return()`) when the client goes
   // away, which tears these objects down; reading the signal would build it for nothing.
@@ -446,12 +549,7 @@ export function runOnEnviron(
     typeof (result as Promise<unknown>).then === 'function'
   ) {
     (result as Promise<unknown>).then(undefined, (error: unknown) => {
-      if (!res.headersSent) {
-        res.statusCode = 500;
-        res.setHeader('Content-Type', 'text/plain; charset=utf-8');
-        res.end('500 Internal Server Error\n');
-      } else teardown(res);
-      environ['ngi.errors'].write(`ngi: handler rejected: ${String(error)}\n`);
+      if (!breakBody(res, error)) logAfterResponse(environ, error);
     });
   }
   return bodyOf(res);
