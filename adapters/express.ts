@@ -1,6 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Readable } from 'node:stream';
+import { consumedInput, keptInput } from '../src/_input.js';
 import { serveNodeRequest } from '../src/_node-host.js';
-import { mountedTarget } from '../src/_url.js';
+import { decodePath, mountedTarget, splitTarget } from '../src/_url.js';
 import type { App, ErrorStream } from '../src/types.js';
 import { fromNodeHandler, type NodeHandler } from './node.js';
 
@@ -10,6 +12,9 @@ export type ExpressLike = NodeHandler;
 /** The request an Express middleware sees (only what `toExpress` reads). */
 interface ExpressRequest extends IncomingMessage {
   originalUrl?: string;
+  baseUrl?: string;
+  body?: unknown;
+  rawBody?: unknown;
 }
 
 /** An Express (or connect-style) middleware. */
@@ -36,29 +41,97 @@ export function fromExpress(app: ExpressLike): App {
   return fromNodeHandler(app);
 }
 
+const CONSUMED =
+  'a middleware upstream of toExpress read the request body and kept no bytes of it: use ' +
+  'express.raw(), or give express.json/urlencoded/text a verify(req, res, buf) that sets ' +
+  'req.rawBody = buf';
+
+/**
+ * The bytes a body parser upstream left of a body it read: `express.raw()` leaves a Buffer in
+ * `req.body`, a `verify(req, res, buf)` hook can keep `req.rawBody`. A parsed object or decoded
+ * text is not what the client sent (whitespace, key order, charset, BOM are gone), so it is
+ * never re-serialised: `undefined`, the bytes are lost.
+ */
+function keptBytes(req: ExpressRequest): Uint8Array | string | undefined {
+  const raw = req.rawBody;
+  if (raw instanceof Uint8Array || typeof raw === 'string') return raw;
+  const body = req.body;
+  return body instanceof Uint8Array ? body : undefined;
+}
+
+/**
+ * The app, seeing kept bytes as they are: body-parser inflates a gzip/deflate/br body, so the
+ * client's `Content-Length` and `Content-Encoding` no longer describe them.
+ */
+function withInflatedBody(app: App, length: number): App {
+  return (environ, startResponse) => {
+    environ.CONTENT_LENGTH = String(length);
+    delete environ.HTTP_CONTENT_ENCODING;
+    return app(environ, startResponse);
+  };
+}
+
 /**
  * An NGI app as an Express middleware, for `expressApp.use('/legacy', toExpress(app))` and
- * router-level `use`: the part of the path Express's router matched (`req.baseUrl`) becomes
- * `SCRIPT_NAME`, `REQUEST_URI` stays the full raw target, and headers set before the mount
- * (CORS, helmet, ...) reach the client. A failure before the app responds goes to `next(err)`,
- * so Express's error handlers answer it.
+ * router-level `use` (`router.use(...)`, `app.use('/:tenant/legacy', ...)`): the part of the
+ * path Express's router matched (`req.baseUrl`, decoded) becomes `SCRIPT_NAME`, the rest
+ * `PATH_INFO` (`""` for `/legacy`, `/` for `/legacy/`, as `mount()` gives), and `REQUEST_URI`
+ * stays the full raw target. Headers set before the mount (CORS, helmet, cookies) reach the
+ * client unless the app sets the same name itself. A body an upstream parser read reaches the
+ * app when its bytes were kept (`express.raw()`, or `req.rawBody` from a `verify` hook);
+ * otherwise reading `ngi.input` fails with `NGI_ERR_BODY_CONSUMED`. A failure before the app
+ * responds goes to `next(err)`, so Express's error handlers answer it.
  *
  * @example
  * const outer = express();
  * outer.use(cors());
+ * outer.use(express.json({ verify: (req, res, buf) => (req.rawBody = buf) }));
  * outer.use('/legacy', toExpress(legacyApp));
  */
 export function toExpress(app: App, options: ToExpressOptions = {}): ExpressMiddleware {
   const errors = options.errors;
-  return (req, res, next) => {
+  return (req: ExpressRequest, res, next) => {
     const url = req.url ?? '/';
-    const originalUrl = (req as ExpressRequest).originalUrl ?? url;
-    const { scriptName, target } = mountedTarget(originalUrl, url);
-    serveNodeRequest(app, req, res, {
+    const originalUrl = req.originalUrl ?? url;
+    let scriptName: string;
+    let target: string;
+    const baseUrl = req.baseUrl;
+    if (baseUrl === undefined) {
+      ({ scriptName, target } = mountedTarget(originalUrl, url));
+    } else {
+      // Express's own cut, right even after a middleware rewrote req.url; only its `/` for the
+      // bare mount point needs the original path to tell `/legacy` from `/legacy/`.
+      scriptName = decodePath(baseUrl);
+      target = url;
+      if (baseUrl !== '' && (url === '/' || url.startsWith('/?'))) {
+        const [path] = splitTarget(originalUrl);
+        if (!path.endsWith('/')) target = url.slice(1);
+      }
+    }
+    let input: Readable | undefined;
+    let run = app;
+    // Only a request something already read needs more than `req` itself as ngi.input.
+    if (req.readableDidRead) {
+      const kept = keptBytes(req);
+      if (kept === undefined) {
+        input = consumedInput(CONSUMED);
+      } else {
+        input = keptInput(kept);
+        const encoding = req.headers['content-encoding'];
+        if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
+          run = withInflatedBody(
+            app,
+            typeof kept === 'string' ? Buffer.byteLength(kept) : kept.byteLength,
+          );
+        }
+      }
+    }
+    serveNodeRequest(run, req, res, {
       scriptName,
       target,
       requestUri: originalUrl,
       errors,
+      input,
       next,
     });
   };

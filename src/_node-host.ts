@@ -55,8 +55,12 @@ export class NodeSink implements ResponseSink {
       return;
     }
     // Headers set upstream (CORS, helmet, ...) survive; the app's own replace same-named ones
-    // while its duplicates (Set-Cookie) are kept.
-    for (let i = 0; i < headers.length; i++) res.removeHeader(headers[i]![0]);
+    // while its duplicates (Set-Cookie) are kept. Cookies add up instead, as a later
+    // `res.cookie()` adds to earlier ones in Express: each names its own cookie (a session).
+    for (let i = 0; i < headers.length; i++) {
+      const name = headers[i]![0];
+      if (name.length !== 10 || name.toLowerCase() !== 'set-cookie') res.removeHeader(name);
+    }
     for (let i = 0; i < headers.length; i++) res.appendHeader(headers[i]![0], headers[i]![1]);
     if (addLength >= 0) res.setHeader('Content-Length', addLength);
     res.writeHead(code, reason || undefined);
