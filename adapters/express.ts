@@ -52,23 +52,12 @@ const CONSUMED =
  * text is not what the client sent (whitespace, key order, charset, BOM are gone), so it is
  * never re-serialised: `undefined`, the bytes are lost.
  */
-function keptBytes(req: ExpressRequest): Uint8Array | string | undefined {
+function keptBytes(req: ExpressRequest): Uint8Array | undefined {
   const raw = req.rawBody;
-  if (raw instanceof Uint8Array || typeof raw === 'string') return raw;
+  if (raw instanceof Uint8Array) return raw;
+  if (typeof raw === 'string') return Buffer.from(raw);
   const body = req.body;
   return body instanceof Uint8Array ? body : undefined;
-}
-
-/**
- * The app, seeing kept bytes as they are: body-parser inflates a gzip/deflate/br body, so the
- * client's `Content-Length` and `Content-Encoding` no longer describe them.
- */
-function withInflatedBody(app: App, length: number): App {
-  return (environ, startResponse) => {
-    environ.CONTENT_LENGTH = String(length);
-    delete environ.HTTP_CONTENT_ENCODING;
-    return app(environ, startResponse);
-  };
 }
 
 /**
@@ -109,29 +98,25 @@ export function toExpress(app: App, options: ToExpressOptions = {}): ExpressMidd
       }
     }
     let input: Readable | undefined;
-    let run = app;
+    let inputLength: number | undefined;
     // Only a request something already read needs more than `req` itself as ngi.input.
     if (req.readableDidRead) {
       const kept = keptBytes(req);
       if (kept === undefined) {
         input = consumedInput(CONSUMED);
       } else {
+        // body-parser inflates gzip/deflate/br: the kept bytes carry their own length.
         input = keptInput(kept);
-        const encoding = req.headers['content-encoding'];
-        if (encoding !== undefined && encoding.toLowerCase() !== 'identity') {
-          run = withInflatedBody(
-            app,
-            typeof kept === 'string' ? Buffer.byteLength(kept) : kept.byteLength,
-          );
-        }
+        inputLength = kept.byteLength;
       }
     }
-    serveNodeRequest(run, req, res, {
+    serveNodeRequest(app, req, res, {
       scriptName,
       target,
       requestUri: originalUrl,
       errors,
       input,
+      inputLength,
       next,
     });
   };

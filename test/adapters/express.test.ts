@@ -459,6 +459,32 @@ describe('toExpress and the request body', () => {
     assert.equal(response.body.encoding, null);
   });
 
+  it('frames a chunked body express.raw() kept by its length', async () => {
+    const { port } = server.address() as AddressInfo;
+    const parts = [randomBytes(1000), randomBytes(3000)];
+    const response = await new Promise<RawResponse>((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port, path: '/raw', method: 'POST' }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks).toString(),
+          }),
+        );
+      });
+      req.on('error', reject);
+      req.setHeader('Content-Type', 'application/octet-stream');
+      req.write(parts[0]);
+      req.end(parts[1]);
+    });
+    assert.equal(response.status, 200, response.body);
+    const seen = JSON.parse(response.body) as { sha256: string; length: string };
+    assert.equal(seen.sha256, sha256(Buffer.concat(parts)));
+    assert.equal(seen.length, '4000');
+  });
+
   it('hands on the exact bytes that express.json, urlencoded and text kept with verify()', async () => {
     const cases: Array<[string, string, string]> = [
       ['/json-kept', 'application/json', '{ "spaced" :  [1, 2] ,"é":"\\u00e9" }'],
