@@ -36,8 +36,16 @@ interface RawResponse {
   body: string;
 }
 
-/** A request with the path exactly as given: supertest's URL parsing would normalise it. */
-function raw(server: Server, path: string, method = 'GET'): Promise<RawResponse> {
+/**
+ * A request with the path exactly as given (supertest's URL parsing would normalise it); a body
+ * given in parts goes out chunked.
+ */
+function raw(
+  server: Server,
+  path: string,
+  method = 'GET',
+  parts: Buffer[] = [],
+): Promise<RawResponse> {
   const { port } = server.address() as AddressInfo;
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: '127.0.0.1', port, path, method }, (res) => {
@@ -53,6 +61,8 @@ function raw(server: Server, path: string, method = 'GET'): Promise<RawResponse>
       res.on('error', reject);
     });
     req.on('error', reject);
+    if (parts.length > 0) req.setHeader('Content-Type', 'application/octet-stream');
+    for (const part of parts) req.write(part);
     req.end();
   });
 }
@@ -460,25 +470,8 @@ describe('toExpress and the request body', () => {
   });
 
   it('frames a chunked body express.raw() kept by its length', async () => {
-    const { port } = server.address() as AddressInfo;
     const parts = [randomBytes(1000), randomBytes(3000)];
-    const response = await new Promise<RawResponse>((resolve, reject) => {
-      const req = httpRequest({ host: '127.0.0.1', port, path: '/raw', method: 'POST' }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body: Buffer.concat(chunks).toString(),
-          }),
-        );
-      });
-      req.on('error', reject);
-      req.setHeader('Content-Type', 'application/octet-stream');
-      req.write(parts[0]);
-      req.end(parts[1]);
-    });
+    const response = await raw(server, '/raw', 'POST', parts);
     assert.equal(response.status, 200, response.body);
     const seen = JSON.parse(response.body) as { sha256: string; length: string };
     assert.equal(seen.sha256, sha256(Buffer.concat(parts)));
