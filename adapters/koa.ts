@@ -101,6 +101,9 @@ export function toKoa(app: App, options: ToKoaOptions = {}): KoaMiddleware {
     const kept = keptBytes(ctx.request);
     const respond = ctx.respond;
     ctx.respond = false;
+    // Koa marks an unanswered response 404 on the Node response itself; a Node handler the
+    // app hands it to (the fast path of fromNodeHandler) must find it as fresh: 200.
+    if (!ctx.res.headersSent) ctx.res.statusCode = 200;
     return new Promise<void>((onDone, reject) => {
       serveNodeRequest(app, req, ctx.res, {
         scriptName,

@@ -87,7 +87,8 @@ function handOver(handler: NodeHandler, host: NodeSink, environ: Environ): void 
     const url = req.url;
     const baseUrl = mounted.baseUrl;
     const originalUrl = mounted.originalUrl;
-    mounted.originalUrl = originalUrl ?? url;
+    // REQUEST_URI is the target as the client sent it, whichever router cut `req.url` (koa-mount).
+    mounted.originalUrl = originalUrl ?? environ.REQUEST_URI;
     mounted.baseUrl = rawMountPoint(environ);
     req.url = targetBelowMount(environ);
     // The handler's routers move url and baseUrl further and never put them back once they
