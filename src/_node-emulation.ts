@@ -138,6 +138,11 @@ function failWithoutAbort(error: Error | null, callback: (error?: Error | null) 
   callback(error);
 }
 
+/** What Node destroys a request with when its client hangs up (`'error'` only if listened to). */
+function connectionReset(): Error {
+  return Object.assign(new Error('aborted'), { code: 'ECONNRESET' });
+}
+
 /** The request, its body read from `ngi.input` with backpressure. */
 export class EnvironRequest extends IncomingMessage {
   private input: Readable | undefined;
@@ -188,8 +193,7 @@ export class EnvironRequest extends IncomingMessage {
       });
       // A client that hangs up mid-body may only close the input: the handler must hear of it.
       input.once('close', () => {
-        if (!this.complete)
-          this.destroy(Object.assign(new Error('aborted'), { code: 'ECONNRESET' }));
+        if (!this.complete) this.destroy(connectionReset());
       });
     }
     input.resume();
@@ -332,7 +336,9 @@ function teardown(res: Res): void {
   if (res.failed) return;
   res.failed = true;
   res.destroyed = true;
-  if (!res.fakeRequest.complete || !res.fakeRequest.readableEnded) res.fakeRequest.destroy();
+  if (!res.fakeRequest.complete || !res.fakeRequest.readableEnded) {
+    res.fakeRequest.destroy(connectionReset());
+  }
   res.fakeSocket.destroy();
   const settle = res.settle;
   res.settle = res.reject = undefined;

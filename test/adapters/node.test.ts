@@ -243,6 +243,15 @@ function expressApp(dir: string): express.Express {
     req.on('end', () => probes.note(req, 'req end'));
     res.send('watched');
   });
+  app.post('/upload', (req, res) => {
+    req.once('data', () => probes.note(req, 'req data'));
+    req.on('aborted', () => probes.note(req, 'req aborted'));
+    req.on('error', (error) => probes.note(req, `req error ${(error as { code?: string }).code}`));
+    req.on('end', () => probes.note(req, 'req end'));
+    req.on('close', () => probes.note(req, 'req close'));
+    res.on('close', () => probes.note(req, 'res close'));
+    req.on('end', () => res.send('uploaded'));
+  });
   app.get('/endless', (req, res) => {
     const source = new Readable({
       read() {
@@ -397,6 +406,25 @@ function hangUp(port: number, probe: string): Promise<Observed> {
       });
     });
     req.end();
+  });
+}
+
+/** `/upload`: the client hangs up halfway through its body; then what the app saw. */
+function hangUpMidUpload(port: number, probe: string): Promise<Observed> {
+  const req = httpRequest({
+    host: '127.0.0.1',
+    port,
+    method: 'POST',
+    path: '/upload',
+    headers: { 'x-probe': probe, 'content-length': 100_000 },
+    agent: false,
+  });
+  req.on('error', () => {});
+  req.write(Buffer.alloc(1000, 'u'));
+  return probes.seen(probe, ['req data']).then(async () => {
+    req.destroy();
+    const events = await probes.seen(probe, ['req aborted', 'req close', 'res close']);
+    return { status: 0, message: '', headers: [], body: Buffer.alloc(0), events };
   });
 }
 
@@ -719,6 +747,18 @@ const cases: Case[] = [
     it: 'fires res finish and close',
     run: watched,
     check: (seen) => assert.deepEqual(seen.events, ['req end', 'res close', 'res finish']),
+  },
+  {
+    it: 'tells the app a client hung up halfway through its upload',
+    run: hangUpMidUpload,
+    check: (seen) =>
+      assert.deepEqual(seen.events, [
+        'req aborted',
+        'req close',
+        'req data',
+        'req error ECONNRESET',
+        'res close',
+      ]),
   },
   {
     it: 'tells the app a client hung up mid-stream and destroys its source stream',
