@@ -28,7 +28,10 @@ export interface ResponseSink {
 /** What `write` returns when the chunk went out without backpressure (compare by identity). */
 export const RESOLVED: Promise<void> = Promise.resolve();
 const INVALID_CHARS = /[\r\n\0]/;
-const STATUS = /^([1-9]\d\d)(?: (.*))?$/;
+/** An RFC 9110 token: what a header name may be, on every transport. */
+const TOKEN = /^[!#$%&'*+\-.^_`|~\dA-Za-z]+$/;
+/** `<code> <reason>`; the reason is optional and may not hold CR, LF or NUL. */
+const STATUS = /^([1-9]\d\d)(?: ([^\r\n\0]*))?$/;
 
 /** Lower-case names an app must not set: the server owns the connection. */
 const HOP_BY_HOP = new Set([
@@ -135,7 +138,9 @@ export class Exchange {
 
   private start(status: string, headers: Headers, excInfo?: unknown): Write {
     if (excInfo !== undefined && excInfo !== null) {
-      // After the head is out an error page is impossible: rethrow so the response is aborted.
+      // After the head is out an error page is impossible: abort (even if the app goes on
+      // after catching) so the client never takes the broken response for a complete one.
+      if (this.phase === Phase.Sent) this.fail(excInfo);
       if (this.phase >= Phase.Sent) throw excInfo;
     } else if (this.phase !== Phase.Idle) {
       throw new NgiError('NGI_ERR_START_RESPONSE_TWICE');
@@ -146,6 +151,13 @@ export class Exchange {
       throw new NgiError('NGI_ERR_INVALID_STATUS', `invalid status ${JSON.stringify(status)}`);
     }
     const code = +match[1]!;
+    if (code < 200) {
+      // A client takes a 1xx as interim and keeps waiting for the real response.
+      throw new NgiError(
+        'NGI_ERR_INVALID_STATUS',
+        `status ${code} is informational: a final response cannot be 1xx`,
+      );
+    }
     if (!Array.isArray(headers)) {
       throw new NgiError('NGI_ERR_INVALID_HEADER', 'headers must be an array of [name, value]');
     }
@@ -153,7 +165,7 @@ export class Exchange {
     this.headers = this.checkHeaders(headers);
     this.code = code;
     this.reason = match[2] ?? '';
-    this.bodiless = this.isHead || code < 200 || code === 204 || code === 304;
+    this.bodiless = this.isHead || code === 204 || code === 304;
     this.phase = Phase.Started;
     return (this.writeFn ??= this.makeWrite());
   }
@@ -176,10 +188,13 @@ export class Exchange {
       const pair = headers[i];
       const name = pair?.[0];
       const value = pair?.[1];
-      if (typeof name !== 'string' || typeof value !== 'string' || name === '') {
+      if (typeof name !== 'string' || typeof value !== 'string') {
         throw new NgiError('NGI_ERR_INVALID_HEADER', `header ${i} is not a [string, string] pair`);
       }
-      if (INVALID_CHARS.test(name) || INVALID_CHARS.test(value)) {
+      if (!TOKEN.test(name)) {
+        throw new NgiError('NGI_ERR_INVALID_HEADER', `header name ${JSON.stringify(name)}`);
+      }
+      if (INVALID_CHARS.test(value)) {
         throw new NgiError(
           'NGI_ERR_INVALID_HEADER',
           `header ${JSON.stringify(name)} holds CR, LF or NUL`,
@@ -208,8 +223,10 @@ export class Exchange {
   }
 
   private sendHead(addLength: number): void {
-    this.phase = Phase.Sent;
+    // The phase moves only once the sink took the head: a head the transport refuses
+    // (a header value Node rejects) leaves nothing on the wire, and still gets a 500.
     this.sink.head(this.code, this.reason, this.headers, addLength);
+    this.phase = Phase.Sent;
   }
 
   /** Writes one chunk, sending the head first if needed; `false` under backpressure. */
@@ -241,13 +258,14 @@ export class Exchange {
   }
 
   private write(chunk: Chunk): Promise<void> {
-    if (this.phase === Phase.Done) {
-      return Promise.reject(new NgiError('NGI_ERR_CLIENT_GONE'));
-    }
+    if (this.phase === Phase.Done) return rejected(new NgiError('NGI_ERR_CLIENT_GONE'));
     try {
       return this.put(chunk) ? RESOLVED : this.sink.drain();
     } catch (error) {
-      return Promise.reject(error);
+      // The response is broken whatever the app does with the rejection (a body cut at its
+      // Content-Length must not end as if complete): fail it here, once.
+      this.fail(error);
+      return rejected(error);
     }
   }
 
@@ -288,9 +306,7 @@ export class Exchange {
         }
         // A HEAD answered with nothing says nothing about the length the GET would have.
         const unknown = this.isHead && total === 0;
-        this.sendHead(
-          unknown || this.code < 200 || this.code === 204 || this.code === 304 ? -1 : total,
-        );
+        this.sendHead(unknown || this.code === 204 || this.code === 304 ? -1 : total);
         if (chunks.length === 1 && !this.bodiless) {
           this.phase = Phase.Done;
           this.sink.end(chunks[0] as Chunk);
@@ -312,6 +328,8 @@ export class Exchange {
         const step = iterator.next();
         if (step.done) break;
         if (!this.put(step.value)) return this.pumpSyncAfterDrain(iterator);
+        // A bodiless head is out: nothing more can reach the client, so stop pulling.
+        if (this.bodiless && this.phase === Phase.Sent) break;
       }
       this.finish();
     } catch (error) {
@@ -330,7 +348,12 @@ export class Exchange {
         const step = await iterator.next();
         if (this.phase === Phase.Done) return this.release();
         if (step.done) break;
-        if (!this.put(step.value)) await this.sink.drain();
+        if (!this.put(step.value)) {
+          await this.sink.drain();
+          // Woken because the client went away: pull nothing more.
+          if ((this.phase as Phase) === Phase.Done) return this.release();
+        }
+        if (this.bodiless && this.phase === Phase.Sent) break;
       }
       this.finish();
     } catch (error) {
@@ -345,13 +368,7 @@ export class Exchange {
     if (this.phase === Phase.Started) {
       // Nothing was written: the length is known to be 0 unless the app declared one (HEAD).
       this.sendHead(
-        this.declared >= 0 ||
-          this.isHead ||
-          this.code < 200 ||
-          this.code === 204 ||
-          this.code === 304
-          ? -1
-          : 0,
+        this.declared >= 0 || this.isHead || this.code === 204 || this.code === 304 ? -1 : 0,
       );
     }
     if (this.declared >= 0 && this.sent < this.declared && !this.bodiless) {
@@ -376,13 +393,17 @@ export class Exchange {
           `${this.environ.REQUEST_METHOD} ${this.environ.REQUEST_URI}`,
         ),
       );
-      if (was >= Phase.Sent) {
+      if (was >= Phase.Sent || this.sink.headersSent) {
         this.sink.abort(error instanceof Error ? error : new Error(String(error)));
       } else if (this.onFailure !== undefined) {
         this.onFailure(error);
       } else {
         const status = error instanceof RequestError ? error.status : 500;
-        this.sendError(status);
+        try {
+          this.sendError(status);
+        } catch (late) {
+          this.sink.abort(late instanceof Error ? late : new Error(String(late)));
+        }
       }
     }
     this.release();
@@ -469,6 +490,15 @@ const ERROR_REASONS: Record<number, string> = {
   503: 'Service Unavailable',
   504: 'Gateway Timeout',
 };
+
+/** A rejection the app may await, already handled: a `write()` nobody awaits must not crash the process. */
+function rejected(error: unknown): Promise<never> {
+  const promise = Promise.reject(error);
+  promise.catch(noop);
+  return promise;
+}
+
+function noop(): void {}
 
 function wrapAppError(error: unknown): unknown {
   if (error instanceof NgiError) return error;

@@ -278,8 +278,8 @@ describe('toFetch', () => {
     assert.equal(response.headers.get('content-length'), '5');
   });
 
-  it('answers a status Fetch cannot express (103, 600) with a clear 502 and a log line', async () => {
-    for (const status of ['103 Early Hints', '600 Beyond']) {
+  it('answers a status Fetch cannot express (600) with a clear 502 and a log line', async () => {
+    for (const status of ['600 Beyond']) {
       const errors = logSink();
       const response = await toFetch(
         (_environ, startResponse) => {
@@ -293,6 +293,20 @@ describe('toFetch', () => {
       assert.equal(errors.lines.length, 1);
       assert.match(errors.lines[0]!, /NGI_ERR_UNSUPPORTED GET \/odd: .*status \d+ cannot/);
     }
+  });
+
+  it('answers a 1xx final status with a logged 500, as every host does', async () => {
+    const errors = logSink();
+    const response = await toFetch(
+      (_environ, startResponse) => {
+        startResponse('103 Early Hints', []);
+        return ['body'];
+      },
+      { errors },
+    )(new Request('http://h/odd'));
+    assert.equal(response.status, 500);
+    assert.equal(errors.lines.length, 1);
+    assert.match(errors.lines[0]!, /NGI_ERR_INVALID_STATUS GET \/odd: .*cannot be 1xx/);
   });
 
   it('turns an app that throws into a 500 and logs it', async () => {
