@@ -31,6 +31,11 @@ export interface ToFetchOptions {
    * `c.env.incoming` on `@hono/node-server`): spares two web-stream conversions of the body.
    */
   input?: Readable;
+  /**
+   * The request target exactly as the client sent it, when the runtime has it (Node's
+   * `req.url`): `request.url` was normalised by the URL parser, and `REQUEST_URI` should not be.
+   */
+  requestUri?: string;
 }
 
 /** What `nodeResponse` needs of a Node `ServerResponse`. */

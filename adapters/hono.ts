@@ -2,7 +2,7 @@ import type { Readable } from 'node:stream';
 import type { Context } from 'hono';
 import { kNgiApp, kNodeHost } from '../src/_symbols.js';
 import { consumedInput, keptInput, nodeInput } from '../src/_input.js';
-import { decodePath } from '../src/_url.js';
+import { decodePath, rawPathBelow, splitTarget } from '../src/_url.js';
 import type { App, Environ, ErrorStream } from '../src/types.js';
 import { callFetchHandler, serveFetchRequest, type NodeResponseLike } from './fetch.js';
 
@@ -60,7 +60,7 @@ export function fromHono(app: HonoLike): App {
 
 /** `c.env` on `@hono/node-server`: the Node request and response. */
 interface NodeServerBindings {
-  incoming?: Readable & { socket?: { remoteAddress?: string } };
+  incoming?: Readable & { url?: string; socket?: { remoteAddress?: string } };
   outgoing?: NodeResponseLike;
 }
 
@@ -81,6 +81,16 @@ function inputOf(c: Context, incoming: NodeServerBindings['incoming']): Readable
   }
   if (incoming === undefined || typeof incoming.read !== 'function') return undefined;
   return nodeInput(incoming, 'something upstream of toHono');
+}
+
+/**
+ * The target as the client sent it, from the Node request on `@hono/node-server`:
+ * `request.url` went through the URL parser (`%2e%2e` resolved, escapes rewritten), which the
+ * app below must not see. Kept only when it still lies under the mount point Hono routed on.
+ */
+function rawTarget(url: string | undefined, scriptName: string): string | undefined {
+  if (typeof url !== 'string' || url.charCodeAt(0) !== 47) return undefined;
+  return rawPathBelow(splitTarget(url)[0], scriptName) === undefined ? undefined : url;
 }
 
 export interface ToHonoOptions {
@@ -135,8 +145,10 @@ export function toHono(app: App, options: ToHonoOptions = {}): (c: Context) => P
     const env = c.env as NodeServerBindings | undefined;
     const outgoing = env?.outgoing;
     const incoming = env?.incoming;
+    const scriptName = mountedPrefix(c.req.routePath, request.url);
     return serveFetchRequest(app, request, {
-      scriptName: mountedPrefix(c.req.routePath, request.url),
+      scriptName,
+      requestUri: rawTarget(incoming?.url, scriptName),
       remoteAddress: incoming?.socket?.remoteAddress,
       errors,
       nodeResponse: typeof outgoing?.once === 'function' ? outgoing : undefined,
