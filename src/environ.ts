@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import type { Environ, ErrorStream } from './types.js';
-import { decodePath, splitTarget } from './_url.js';
+import { decodePath, originForm, splitTarget } from './_url.js';
 import { attachSignal, type LazySignal } from './_signal.js';
 
 const VERSION = Object.freeze([1, 0] as const);
@@ -58,7 +58,8 @@ export interface NodeEnvironOptions {
  * are dropped (as nginx and gunicorn do) so `X_Forwarded_For` cannot pose as `X-Forwarded-For`.
  */
 export function environFromNode(req: IncomingMessage, options: NodeEnvironOptions): Environ {
-  const requestUri = options.requestUri ?? req.url ?? '/';
+  // An absolute-form target (`GET http://host/x`, as proxies are sent) keeps only path and query.
+  const requestUri = originForm(options.requestUri ?? req.url ?? '/');
   const [rawPath, query] = splitTarget(options.target ?? requestUri);
   const socket = req.socket;
   const encrypted = (socket as TLSSocket).encrypted === true;
