@@ -1,3 +1,4 @@
+import { defineApp } from './define-app.js';
 import type { App, Environ, StartResponse } from './types.js';
 
 const NOT_FOUND = 'Not Found\n';
@@ -46,5 +47,6 @@ export function mount(routes: Record<string, App>): App {
     startResponse('404 Not Found', [['Content-Type', 'text/plain; charset=utf-8']]);
     return [NOT_FOUND];
   };
-  return dispatch;
+  // Tagged: `export default mount({...})` is an NGI app to `ngi serve`, not a (req, res) handler.
+  return defineApp(dispatch);
 }

@@ -4,7 +4,7 @@
 //
 //   npx ngi serve examples/migrate/app.js --http 127.0.0.1:8080
 //   curl http://127.0.0.1:8080/users/1 http://127.0.0.1:8080/orders
-import { defineApp, mount } from 'ngi';
+import { mount } from 'ngi';
 import { fromExpress } from 'ngi/express';
 import { fromFastify } from 'ngi/fastify';
 import { legacyApp } from './legacy.js';
@@ -23,4 +23,4 @@ export async function after() {
   });
 }
 
-export default defineApp(await after());
+export default await after();

@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import fc from 'fast-check';
 import supertest from 'supertest';
 import { fromNodeHandler, toNodeHandler } from '../../adapters/node.js';
+import { isNgiApp } from '../../src/define-app.js';
 import { mount } from '../../src/mount.js';
 import type { App, Environ, ErrorStream, StartResponse } from '../../src/types.js';
 
@@ -141,6 +142,12 @@ describe('mount over a real socket', () => {
     const response = await supertest(server).get('/node/a%2Fb?q=1').expect(200);
     assert.equal(response.text, '/a%2Fb?q=1');
     assert.ok(seenByNodeHandler?.socket instanceof Socket, 'the real socket: the fast path');
+  });
+});
+
+describe('mount is an NGI app', () => {
+  it('is tagged, so `export default mount({...})` is served as NGI, not as a (req, res) handler', () => {
+    assert.equal(isNgiApp(mount({ '/': (_e, sr) => (sr('204 No Content', []), []) })), true);
   });
 });
 
