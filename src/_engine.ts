@@ -137,6 +137,8 @@ export class Exchange {
   }
 
   private start(status: string, headers: Headers, excInfo?: unknown): Write {
+    // Over (client gone, timed out): say so, rather than blame the app for a second call.
+    if (this.phase === Phase.Done) throw new NgiError('NGI_ERR_CLIENT_GONE');
     if (excInfo !== undefined && excInfo !== null) {
       // After the head is out an error page is impossible: abort (even if the app goes on
       // after catching) so the client never takes the broken response for a complete one.
@@ -145,7 +147,6 @@ export class Exchange {
     } else if (this.phase !== Phase.Idle) {
       throw new NgiError('NGI_ERR_START_RESPONSE_TWICE');
     }
-    if (this.phase === Phase.Done) throw new NgiError('NGI_ERR_CLIENT_GONE');
     const match = typeof status === 'string' ? STATUS.exec(status) : null;
     if (match === null) {
       throw new NgiError('NGI_ERR_INVALID_STATUS', `invalid status ${JSON.stringify(status)}`);
@@ -280,13 +281,18 @@ export class Exchange {
     }
     if (Array.isArray(body)) return this.consumeArray(body);
     if (body !== null && typeof body === 'object') {
-      if (typeof (body as AsyncIterable<Chunk>)[Symbol.asyncIterator] === 'function') {
-        this.iterator = (body as AsyncIterable<Chunk>)[Symbol.asyncIterator]();
-        return this.pumpAsync(this.iterator as AsyncIterator<unknown>);
-      }
-      if (typeof (body as Iterable<Chunk>)[Symbol.iterator] === 'function') {
-        this.iterator = (body as Iterable<Chunk>)[Symbol.iterator]();
-        return this.pumpSync(this.iterator as Iterator<unknown>);
+      // The iterator factories are the app's code: they may throw too.
+      try {
+        if (typeof (body as AsyncIterable<Chunk>)[Symbol.asyncIterator] === 'function') {
+          this.iterator = (body as AsyncIterable<Chunk>)[Symbol.asyncIterator]();
+          return this.pumpAsync(this.iterator as AsyncIterator<unknown>);
+        }
+        if (typeof (body as Iterable<Chunk>)[Symbol.iterator] === 'function') {
+          this.iterator = (body as Iterable<Chunk>)[Symbol.iterator]();
+          return this.pumpSync(this.iterator as Iterator<unknown>);
+        }
+      } catch (error) {
+        return this.fail(error);
       }
     }
     this.fail(new NgiError('NGI_ERR_INVALID_BODY', `the app returned ${describe(body)}`));

@@ -777,6 +777,23 @@ describe('what the app may not send', () => {
     });
   }
 
+  for (const symbol of [Symbol.iterator, Symbol.asyncIterator]) {
+    it(`answers 500, and the process lives, when the body's ${String(symbol)}() throws`, async () => {
+      const { port, log } = await serve(async (_environ, startResponse) => {
+        startResponse('200 OK', []);
+        return {
+          [symbol]() {
+            throw new Error('no iterator today');
+          },
+        } as unknown as Body;
+      });
+      const { status } = parseResponse(await once(port));
+      assert.equal(status, 500);
+      assert.equal(log.lines.length, 1);
+      assert.match(log.lines[0]!, /NGI_ERR_APP_THREW .*no iterator today/);
+    });
+  }
+
   for (const [what, app] of [
     [
       'throws',
