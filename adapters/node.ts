@@ -7,6 +7,7 @@ import {
 } from '../src/_node-emulation.js';
 import { NodeSink, serveNodeRequest, type NodeRequestOptions } from '../src/_node-host.js';
 import { kNgiApp, kNodeHost, kOriginal } from '../src/_symbols.js';
+import { originForm } from '../src/_url.js';
 import type { App, Environ, StartResponse } from '../src/types.js';
 
 /** A Node request handler, optionally connect-style with `next`. */
@@ -88,9 +89,18 @@ function handOver(handler: NodeHandler, host: NodeSink, environ: Environ): void 
     const baseUrl = mounted.baseUrl;
     const originalUrl = mounted.originalUrl;
     // REQUEST_URI is the target as the client sent it, whichever router cut `req.url` (koa-mount).
-    mounted.originalUrl = originalUrl ?? environ.REQUEST_URI;
+    // An absolute-form `url` no router cut is the original (REQUEST_URI keeps only its path).
+    mounted.originalUrl =
+      originalUrl ??
+      (url !== undefined && url.charCodeAt(0) !== 47 /* / */ ? url : environ.REQUEST_URI);
     mounted.baseUrl = rawMountPoint(environ);
-    req.url = targetBelowMount(environ);
+    let below = targetBelowMount(environ);
+    // Express's own router keeps the origin of an absolute-form target (`GET http://h/x`).
+    if (url !== undefined && url.charCodeAt(0) !== 47 /* / */) {
+      const path = originForm(url);
+      if (url.endsWith(path)) below = url.slice(0, url.length - path.length) + below;
+    }
+    req.url = below;
     // The handler's routers move url and baseUrl further and never put them back once they
     // answer. The host's framework (an outer Express app around toExpress) gets its own view
     // back for its 'finish'/'close' listeners, which were registered first.
