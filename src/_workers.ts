@@ -38,7 +38,7 @@ type WorkerMessage =
   | { ngi: 'beat' }
   | { ngi: 'stats'; id: number; figures: WorkerFigures }
   | { ngi: 'final'; figures: WorkerFigures };
-type MasterMessage = { ngi: 'stop' } | { ngi: 'stats?'; id: number };
+type MasterMessage = { ngi: 'stop' } | { ngi: 'stats?'; id: number } | { ngi: 'bye' };
 
 /** The env var carrying the listeners, resolved by the master, to its workers. */
 const LISTEN_ENV = 'NGI_WORKER_LISTEN';
@@ -73,9 +73,19 @@ export async function runWorker(load: () => Promise<App>, options: ServeOptions)
       if (!listening) process.exit(0);
       return;
     }
-    void handle
-      .close(options.grace)
-      .then(() => send({ ngi: 'final', figures: handle!.figures() }, () => process.exit(0)));
+    void handle.close(options.grace).then(() => {
+      // Exit only once the master has read 'final', and so the earlier notice that this
+      // worker's listeners closed: a connection it handed over before that notice is then
+      // already in the pipe ahead of 'bye', and is handed back by cluster, not lost with us.
+      const exit = () => process.exit(0);
+      setTimeout(exit, 1000).unref();
+      process.on('message', (message: MasterMessage) => {
+        if (message?.ngi === 'bye') exit();
+      });
+      send({ ngi: 'final', figures: handle!.figures() }, () => {
+        if (!process.connected) exit();
+      });
+    });
   };
   process.on('message', (message: MasterMessage) => {
     if (message?.ngi === 'stop') stop();
@@ -266,6 +276,7 @@ export function runMaster(options: MasterOptions): Promise<number> {
         pendingStats.get(message.id)?.(message.figures);
         return;
       case 'final':
+        tell(slot, { ngi: 'bye' });
         retired.requests += message.figures.requests;
         retired.harakiri += message.figures.harakiri;
         for (const [code, count] of Object.entries(message.figures.statuses)) {

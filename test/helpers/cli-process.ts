@@ -94,6 +94,8 @@ export function get(
       res.on('error', reject);
     });
     req.on('error', reject);
+    // A request the server never answers fails with a name instead of stalling the suite.
+    req.setTimeout(20_000, () => req.destroy(new Error(`GET ${path}: no answer in 20 s`)));
     req.end();
   });
 }
