@@ -118,6 +118,11 @@ export class Exchange {
     return true;
   }
 
+  /** The native handler that took this exchange over (see `handOff`) is done answering. */
+  handOffDone(): void {
+    if (this.handedOff) this.release();
+  }
+
   /** Runs the app to completion; returns a promise only when something had to wait. */
   run(app: (environ: Environ, startResponse: StartResponse) => Body | Promise<Body>) {
     let body: Body | Promise<Body>;
@@ -276,7 +281,8 @@ export class Exchange {
       // A body that arrives after the exchange ended (client gone, answered natively) is
       // still closed: it may hold a cursor or a file.
       if (this.released) this.closeBody();
-      else this.release();
+      // Handed off: the native handler is still answering; `handOffDone()` ends the exchange.
+      else if (!this.handedOff || this.sink.closed) this.release();
       return;
     }
     if (Array.isArray(body)) return this.consumeArray(body);

@@ -103,7 +103,7 @@ export class NodeSink implements ResponseSink {
       this.gone = true;
       this.onDrain();
       this.exchange?.abandon(new NgiError('NGI_ERR_CLIENT_GONE'));
-    }
+    } else this.exchange?.handOffDone();
   };
 }
 

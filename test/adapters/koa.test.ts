@@ -653,6 +653,27 @@ describe('toKoa and the rest of the Koa stack', () => {
     }
   });
 
+  it('resumes upstream only once a Node handler behind it (the fast path) has answered', async () => {
+    const koa = new Koa();
+    const seen: boolean[] = [];
+    koa.use(async (ctx, next) => {
+      await next();
+      seen.push(ctx.res.writableEnded);
+    });
+    const slowExpress = express().get('/', (_req, res) => {
+      setTimeout(() => res.send('late'), 20);
+    });
+    koa.use(mount('/legacy', toKoa(fromExpress(slowExpress))));
+    const app = await listen(koa.callback());
+    try {
+      const response = await supertest(app).get('/legacy').expect(200);
+      assert.equal(response.text, 'late');
+      assert.deepEqual(seen, [true]);
+    } finally {
+      close(app);
+    }
+  });
+
   it('lets an upstream try/catch answer an app that throws before responding', async () => {
     const koa = new Koa();
     const events: unknown[] = [];
