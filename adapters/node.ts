@@ -32,12 +32,10 @@ type Tagged = { [kOriginal]?: unknown; [kNgiApp]?: true };
 export function toNodeHandler(app: App, options: ToNodeHandlerOptions = {}): NodeHandler {
   const original = (app as Tagged)[kOriginal];
   if (typeof original === 'function') return original as NodeHandler;
+  // One options object for every request; one with `next` only when connect passes it.
+  const shared = { errors: options.errors, multiprocess: options.multiprocess };
   const handler: NodeHandler = (req, res, next) => {
-    serveNodeRequest(app, req, res, {
-      errors: options.errors,
-      multiprocess: options.multiprocess,
-      next,
-    });
+    serveNodeRequest(app, req, res, next === undefined ? shared : { ...shared, next });
   };
   (handler as Tagged)[kOriginal] = app;
   return handler;

@@ -31,7 +31,23 @@ const INVALID_CHARS = /[\r\n\0]/;
 /** An RFC 9110 token: what a header name may be, on every transport. */
 const TOKEN = /^[!#$%&'*+\-.^_`|~\dA-Za-z]+$/;
 /** `<code> <reason>`; the reason is optional and may not hold CR, LF or NUL. */
-const STATUS = /^([1-9]\d\d)(?: ([^\r\n\0]*))?$/;
+/** Header names already found valid: apps send the same few names on every response. */
+const validNames = new Set<string>();
+
+/**
+ * The code of a `"<code> <reason>"` status, or -1 when it is not one (three digits, the first
+ * 1-9, then nothing or a space and a reason without CR, LF or NUL). By hand: a regex with
+ * captures allocates a match array per response.
+ */
+function statusCode(status: unknown): number {
+  if (typeof status !== 'string' || status.length < 3) return -1;
+  const a = status.charCodeAt(0) - 48;
+  const b = status.charCodeAt(1) - 48;
+  const c = status.charCodeAt(2) - 48;
+  if (a < 1 || a > 9 || b < 0 || b > 9 || c < 0 || c > 9) return -1;
+  if (status.length > 3 && (status.charCodeAt(3) !== 32 || INVALID_CHARS.test(status))) return -1;
+  return a * 100 + b * 10 + c;
+}
 
 /** Lower-case names an app must not set: the server owns the connection. */
 const HOP_BY_HOP = new Set([
@@ -152,11 +168,10 @@ export class Exchange {
     } else if (this.phase !== Phase.Idle) {
       throw new NgiError('NGI_ERR_START_RESPONSE_TWICE');
     }
-    const match = typeof status === 'string' ? STATUS.exec(status) : null;
-    if (match === null) {
+    const code = statusCode(status);
+    if (code < 0) {
       throw new NgiError('NGI_ERR_INVALID_STATUS', `invalid status ${JSON.stringify(status)}`);
     }
-    const code = +match[1]!;
     if (code < 200) {
       // A client takes a 1xx as interim and keeps waiting for the real response.
       throw new NgiError(
@@ -170,7 +185,7 @@ export class Exchange {
     this.declared = -1;
     this.headers = this.checkHeaders(headers);
     this.code = code;
-    this.reason = match[2] ?? '';
+    this.reason = status.length > 4 ? status.slice(4) : '';
     this.bodiless = this.isHead || code === 204 || code === 304;
     this.phase = Phase.Started;
     return (this.writeFn ??= this.makeWrite());
@@ -197,8 +212,11 @@ export class Exchange {
       if (typeof name !== 'string' || typeof value !== 'string') {
         throw new NgiError('NGI_ERR_INVALID_HEADER', `header ${i} is not a [string, string] pair`);
       }
-      if (!TOKEN.test(name)) {
-        throw new NgiError('NGI_ERR_INVALID_HEADER', `header name ${JSON.stringify(name)}`);
+      if (!validNames.has(name)) {
+        if (!TOKEN.test(name)) {
+          throw new NgiError('NGI_ERR_INVALID_HEADER', `header name ${JSON.stringify(name)}`);
+        }
+        if (validNames.size < 1000) validNames.add(name);
       }
       if (INVALID_CHARS.test(value)) {
         throw new NgiError(

@@ -80,8 +80,9 @@ export function environFromRequest(
   };
   if (https) environ.HTTPS = 'on';
   request.headers.forEach((value, name) => {
-    // As in environFromNode: `X_Forwarded_For` must not pose as `X-Forwarded-For`.
-    if (!name.includes('_')) addHeader(environ, headerKey(name), value);
+    // '' for a name with `_`: `X_Forwarded_For` must not pose as `X-Forwarded-For`.
+    const key = headerKey(name);
+    if (key !== '') addHeader(environ, key, value);
   });
   const host = url.slice(authority, pathStart);
   environ.HTTP_HOST ??= host;

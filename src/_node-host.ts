@@ -1,11 +1,10 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Readable } from 'node:stream';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { Exchange, type ResponseSink } from './_engine.js';
-import { environFromNode } from './environ.js';
+import { environFromNode, type NodeEnvironOptions } from './environ.js';
 import { NgiError } from './errors.js';
 import { kNodeHost } from './_symbols.js';
 import { LazySignal } from './_signal.js';
-import type { App, Chunk, ErrorStream, Headers } from './types.js';
+import type { App, Chunk, Headers } from './types.js';
 
 const RESOLVED = Promise.resolve();
 
@@ -17,6 +16,7 @@ export class NodeSink implements ResponseSink {
   private waiting: Promise<void> | undefined = undefined;
   private wake: (() => void) | undefined = undefined;
   private gone = false;
+  private onDrain: (() => void) | undefined = undefined;
 
   constructor(req: IncomingMessage, res: ServerResponse) {
     this.req = req;
@@ -51,7 +51,7 @@ export class NodeSink implements ResponseSink {
         flat[n++] = 'Content-Length';
         flat[n++] = String(addLength);
       }
-      res.writeHead(code, reason || undefined, flat);
+      res.writeHead(code, nodeReason(code, reason), flat);
       return;
     }
     // Headers set upstream (CORS, helmet, ...) survive; the app's own replace same-named ones
@@ -63,7 +63,7 @@ export class NodeSink implements ResponseSink {
     }
     for (let i = 0; i < headers.length; i++) res.appendHeader(headers[i]![0], headers[i]![1]);
     if (addLength >= 0) res.setHeader('Content-Length', addLength);
-    res.writeHead(code, reason || undefined);
+    res.writeHead(code, nodeReason(code, reason));
   }
 
   write(chunk: Chunk): boolean {
@@ -79,7 +79,8 @@ export class NodeSink implements ResponseSink {
     if (this.closed) return RESOLVED;
     if (this.waiting === undefined) {
       this.waiting = new Promise((resolve) => (this.wake = resolve));
-      this.res.once('drain', this.onDrain);
+      // Made on the first backpressure only: most responses never wait.
+      this.res.once('drain', (this.onDrain ??= () => this.wakeDrain()));
     }
     return this.waiting;
   }
@@ -87,39 +88,35 @@ export class NodeSink implements ResponseSink {
   abort(_error: Error): void {
     this.gone = true;
     this.res.destroy();
-    this.onDrain();
+    this.wakeDrain();
   }
 
-  private readonly onDrain = (): void => {
+  private wakeDrain(): void {
     const wake = this.wake;
     this.waiting = undefined;
     this.wake = undefined;
     wake?.();
-  };
+  }
 
   /** `res` closed: if it never finished, the client went away. */
   readonly onClose = (): void => {
     if (!this.res.writableFinished) {
       this.gone = true;
-      this.onDrain();
+      this.wakeDrain();
       this.exchange?.abandon(new NgiError('NGI_ERR_CLIENT_GONE'));
     } else this.exchange?.handOffDone();
   };
 }
 
-export interface NodeRequestOptions {
-  /** The mount point (`""` at the root). */
-  scriptName?: string;
-  /** The raw path and query below the mount point; defaults to `req.url`. */
-  target?: string;
-  /** The request target as the client sent it; defaults to `req.url`. */
-  requestUri?: string;
-  errors?: ErrorStream;
-  multiprocess?: boolean;
-  /** `ngi.input` when it is not `req` itself (a framework middleware already read the body). */
-  input?: Readable | undefined;
-  /** The length of a kept `input` (it becomes `CONTENT_LENGTH`). */
-  inputLength?: number | undefined;
+/**
+ * The reason to give `writeHead`: none for the standard one (Node writes it from its own table
+ * and skips checking a string it did not get), the app's own otherwise.
+ */
+function nodeReason(code: number, reason: string): string | undefined {
+  return reason === '' || reason === STATUS_CODES[code] ? undefined : reason;
+}
+
+export interface NodeRequestOptions extends NodeEnvironOptions {
   /** Connect-style fallback: called with the error instead of answering 500. */
   next?: ((error?: unknown) => void) | undefined;
   /** Called once the exchange is over (a framework middleware awaiting it, as Koa's do). */
@@ -134,23 +131,15 @@ export function serveNodeRequest(
   options: NodeRequestOptions,
 ): Exchange {
   const controller = new LazySignal();
-  const environ = environFromNode(req, {
-    scriptName: options.scriptName,
-    target: options.target,
-    requestUri: options.requestUri,
-    errors: options.errors,
-    multiprocess: options.multiprocess,
-    input: options.input,
-    inputLength: options.inputLength,
-    abort: controller,
-  });
+  const environ = environFromNode(req, options, controller);
   const sink = new NodeSink(req, res);
   const exchange = new Exchange(environ, sink, controller);
   sink.exchange = exchange;
   environ[kNodeHost] = sink;
   if (options.next !== undefined) exchange.onFailure = options.next;
   if (options.onDone !== undefined) exchange.onDone = options.onDone;
-  res.once('close', sink.onClose);
+  // `on`, not `once`: a response closes once, and `once` wraps every listener in a closure.
+  res.on('close', sink.onClose);
   void exchange.run(app);
   return exchange;
 }

@@ -15,16 +15,21 @@ export const stderrStream: ErrorStream = {
 const environKeys = new Map<string, string>();
 
 /**
- * The environ key for a lower-case header name (`x-forwarded-for` → `HTTP_X_FORWARDED_FOR`),
- * cached: header names repeat across requests, the string work need not.
+ * The environ key for a header name as it arrived, in any case (`X-Forwarded-For` →
+ * `HTTP_X_FORWARDED_FOR`), or `''` for a name holding `_`: such headers are dropped (as nginx
+ * and gunicorn do) so `X_Forwarded_For` cannot pose as `X-Forwarded-For`. Cached by the name
+ * as sent: clients repeat their own spelling, so the case folding is done once, not per request.
  */
-export function headerKey(lowerName: string): string {
-  let key = environKeys.get(lowerName);
+export function headerKey(name: string): string {
+  let key = environKeys.get(name);
   if (key === undefined) {
-    if (lowerName === 'content-type') key = 'CONTENT_TYPE';
-    else if (lowerName === 'content-length') key = 'CONTENT_LENGTH';
-    else key = 'HTTP_' + lowerName.toUpperCase().replace(/-/g, '_');
-    if (environKeys.size < 1000) environKeys.set(lowerName, key);
+    const lower = name.toLowerCase();
+    if (lower.includes('_')) key = '';
+    else if (lower === 'content-type') key = 'CONTENT_TYPE';
+    else if (lower === 'content-length') key = 'CONTENT_LENGTH';
+    else key = 'HTTP_' + lower.toUpperCase().replace(/-/g, '_');
+    // Bounded: a client inventing names must not grow it for ever.
+    if (environKeys.size < 1000) environKeys.set(name, key);
   }
   return key;
 }
@@ -38,31 +43,34 @@ export function addHeader(environ: Record<string, unknown>, key: string, value: 
 
 export interface NodeEnvironOptions {
   /** The mount point this request arrives under (`""` at the root). */
-  scriptName?: string;
+  scriptName?: string | undefined;
   /** The raw path (and query) below the mount point; defaults to `req.url`. */
-  target?: string;
+  target?: string | undefined;
   /** The request target as the client sent it; defaults to `req.url` (a framework's router may have cut it). */
-  requestUri?: string;
-  errors?: ErrorStream;
-  multiprocess?: boolean;
+  requestUri?: string | undefined;
+  errors?: ErrorStream | undefined;
+  multiprocess?: boolean | undefined;
   /** `ngi.input` when it is not `req` itself (a framework middleware already read the body). */
   input?: Readable | undefined;
   /** The length of a kept `input`: the client's framing and encoding no longer describe it. */
   inputLength?: number | undefined;
-  /** Backs `ngi.signal`; the signal itself is only built if the app reads it. */
-  abort: LazySignal;
 }
 
 /**
- * Builds the environ for a Node request in one pass over `rawHeaders`. Header names with `_`
- * are dropped (as nginx and gunicorn do) so `X_Forwarded_For` cannot pose as `X-Forwarded-For`.
+ * Builds the environ for a Node request in one pass over `rawHeaders`; `abort` backs
+ * `ngi.signal`, which is only built if the app reads it.
  */
-export function environFromNode(req: IncomingMessage, options: NodeEnvironOptions): Environ {
+export function environFromNode(
+  req: IncomingMessage,
+  options: NodeEnvironOptions,
+  abort: LazySignal,
+): Environ {
   // An absolute-form target (`GET http://host/x`, as proxies are sent) keeps only path and query.
   const requestUri = originForm(options.requestUri ?? req.url ?? '/');
   const [rawPath, query] = splitTarget(options.target ?? requestUri);
   const socket = req.socket;
   const encrypted = (socket as TLSSocket).encrypted === true;
+  const version = req.httpVersion;
   const environ = {
     REQUEST_METHOD: req.method ?? 'GET',
     SCRIPT_NAME: options.scriptName ?? '',
@@ -70,7 +78,7 @@ export function environFromNode(req: IncomingMessage, options: NodeEnvironOption
     QUERY_STRING: query,
     SERVER_NAME: '',
     SERVER_PORT: '',
-    SERVER_PROTOCOL: 'HTTP/' + req.httpVersion,
+    SERVER_PROTOCOL: version === '1.1' ? 'HTTP/1.1' : 'HTTP/' + version,
     REMOTE_ADDR: socket.remoteAddress ?? '',
     REMOTE_PORT: String(socket.remotePort ?? ''),
     REQUEST_URI: requestUri,
@@ -86,11 +94,11 @@ export function environFromNode(req: IncomingMessage, options: NodeEnvironOption
   const raw = req.rawHeaders;
   let host: string | undefined;
   for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!.toLowerCase();
-    if (name.includes('_')) continue;
+    const key = headerKey(raw[i]!);
+    if (key === '') continue;
     const value = raw[i + 1]!;
-    if (host === undefined && name === 'host') host = value;
-    addHeader(environ, headerKey(name), value);
+    if (host === undefined && key === 'HTTP_HOST') host = value;
+    addHeader(environ, key, value);
   }
   if (options.inputLength !== undefined) {
     // A parser inflated (gzip) or re-encoded what it kept: say what the app will read.
@@ -99,9 +107,14 @@ export function environFromNode(req: IncomingMessage, options: NodeEnvironOption
     delete environ.HTTP_TRANSFER_ENCODING;
   }
   setServerAddress(environ, host, socket.localAddress, socket.localPort, encrypted);
-  attachSignal(environ, options.abort);
+  attachSignal(environ, abort);
   return environ;
 }
+
+/** The last Host header split, and its parts: one client sends the same Host every time. */
+let lastHost = '';
+let lastName = '';
+let lastPort: string | undefined = undefined;
 
 /** `SERVER_NAME`/`SERVER_PORT` from the Host header, else from the local socket address. */
 export function setServerAddress(
@@ -112,16 +125,17 @@ export function setServerAddress(
   https: boolean,
 ): void {
   if (host) {
-    // `[::1]:8080`, `example.com:8080`, `example.com`
-    const close = host.lastIndexOf(']');
-    const colon = host.lastIndexOf(':');
-    if (colon > close) {
-      environ.SERVER_NAME = host.slice(0, colon);
-      environ.SERVER_PORT = host.slice(colon + 1);
-      return;
+    if (host !== lastHost) {
+      // `[::1]:8080`, `example.com:8080`, `example.com`
+      const close = host.lastIndexOf(']');
+      const colon = host.lastIndexOf(':');
+      lastName = colon > close ? host.slice(0, colon) : host;
+      lastPort = colon > close ? host.slice(colon + 1) : undefined;
+      lastHost = host;
     }
-    environ.SERVER_NAME = host;
-    environ.SERVER_PORT = localPort === undefined ? (https ? '443' : '80') : String(localPort);
+    environ.SERVER_NAME = lastName;
+    environ.SERVER_PORT =
+      lastPort ?? (localPort === undefined ? (https ? '443' : '80') : String(localPort));
     return;
   }
   environ.SERVER_NAME = localAddress ?? '';

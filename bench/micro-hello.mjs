@@ -1,0 +1,76 @@
+// In-process micro benchmark of the per-request JS cost: the same hello app answered by raw
+// node:http code and through toNodeHandler, on real IncomingMessage/ServerResponse objects
+// over a socket stand-in that drops what it is given (no kernel, no load generator).
+//   node bench/micro-hello.mjs
+import { IncomingMessage, ServerResponse } from 'node:http';
+import { Duplex } from 'node:stream';
+import { defineApp } from '../dist/src/index.js';
+import { toNodeHandler } from '../dist/adapters/node.js';
+
+class Sink extends Duplex {
+  remoteAddress = '127.0.0.1';
+  remotePort = 40000;
+  localAddress = '127.0.0.1';
+  localPort = 8080;
+  _read() {}
+  _write(_chunk, _encoding, callback) {
+    callback();
+  }
+  _writev(_chunks, callback) {
+    callback();
+  }
+}
+
+const HELLO = 'Hello, World!';
+const raw = (_req, res) => {
+  res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': HELLO.length });
+  res.end(HELLO);
+};
+const ngi = toNodeHandler(
+  defineApp((_environ, startResponse) => {
+    startResponse('200 OK', [['Content-Type', 'text/plain']]);
+    return [HELLO];
+  }),
+);
+
+function once(handler) {
+  const socket = new Sink();
+  const req = new IncomingMessage(socket);
+  req.method = 'GET';
+  req.url = '/';
+  req.httpVersion = '1.1';
+  req.httpVersionMajor = 1;
+  req.httpVersionMinor = 1;
+  req.rawHeaders = ['Host', '127.0.0.1:8080', 'User-Agent', 'wrk', 'Accept', '*/*'];
+  req.complete = true;
+  req.push(null);
+  const res = new ServerResponse(req);
+  res.assignSocket(socket);
+  handler(req, res);
+  res.detachSocket(socket);
+  res.emit('close');
+}
+
+const N = Number(process.env.N ?? 200_000);
+const tick = () => new Promise((resolve) => setImmediate(resolve));
+
+/** Runs `count` requests in batches, letting the deferred work (nextTick, immediates) run. */
+async function run(handler, count) {
+  for (let done = 0; done < count; done += 500) {
+    for (let i = 0; i < 500; i++) once(handler);
+    await tick();
+  }
+}
+
+for (const round of [1, 2, 3]) {
+  for (const [name, handler] of [
+    ['raw', raw],
+    ['ngi', ngi],
+  ].filter(([name]) => (process.env.ONLY ?? name) === name)) {
+    await run(handler, 20_000);
+    const t = process.hrtime.bigint();
+    await run(handler, N);
+    const ns = Number(process.hrtime.bigint() - t) / N;
+    console.log(`round ${round} ${name}: ${(ns / 1000).toFixed(2)} us/request`);
+  }
+}
