@@ -96,26 +96,32 @@ export function serveFetchRequest(
 ): Promise<Response> {
   const abort = new LazySignal();
   const environ = environFromRequest(request, options, abort);
+  return serveEnviron(app, environ, abort, options.nodeResponse ?? request.signal);
+}
+
+/**
+ * Runs an exchange for a ready environ and resolves with its Response; the client leaving
+ * (the Node response closing unfinished, or the request's signal) abandons it.
+ */
+export function serveEnviron(
+  app: App,
+  environ: Environ,
+  abort: LazySignal,
+  watch: NodeResponseLike | AbortSignal,
+): Promise<Response> {
   const sink = new FetchSink(environ);
   const exchange = new Exchange(environ, sink, abort);
   sink.exchange = exchange;
-  const nodeResponse = options.nodeResponse;
-  if (nodeResponse !== undefined) {
-    nodeResponse.once('close', () => {
-      if (!nodeResponse.writableFinished) {
-        exchange.abandon(new NgiError('NGI_ERR_CLIENT_GONE'));
-      }
+  if (!(watch instanceof AbortSignal)) {
+    watch.once('close', () => {
+      if (!watch.writableFinished) exchange.abandon(new NgiError('NGI_ERR_CLIENT_GONE'));
     });
-    void exchange.run(app);
-    return sink.response;
-  }
-  const signal = request.signal;
-  if (signal.aborted) {
-    abort.abort(signal.reason);
+  } else if (watch.aborted) {
+    abort.abort(watch.reason);
   } else {
     const onAbort = () => exchange.abandon(new NgiError('NGI_ERR_CLIENT_GONE'));
-    signal.addEventListener('abort', onAbort, { once: true });
-    exchange.onDone = () => signal.removeEventListener('abort', onAbort);
+    watch.addEventListener('abort', onAbort, { once: true });
+    exchange.onDone = () => watch.removeEventListener('abort', onAbort);
   }
   void exchange.run(app);
   return sink.response;

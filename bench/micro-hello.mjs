@@ -26,12 +26,21 @@ const raw = (_req, res) => {
   res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': HELLO.length });
   res.end(HELLO);
 };
-const ngi = toNodeHandler(
-  defineApp((_environ, startResponse) => {
-    startResponse('200 OK', [['Content-Type', 'text/plain']]);
-    return [HELLO];
-  }),
-);
+const ngiHello = defineApp((_environ, startResponse) => {
+  startResponse('200 OK', [['Content-Type', 'text/plain']]);
+  return [HELLO];
+});
+const ngi = toNodeHandler(ngiHello);
+
+const { Hono } = await import('hono');
+const { getRequestListener } = await import('@hono/node-server');
+const { fromHono, toHono } = await import('../dist/adapters/hono.js');
+const honoApp = () => new Hono().get('/', (c) => c.text(HELLO));
+const honoNative = getRequestListener(honoApp().fetch);
+const honoViaNgi = toNodeHandler(fromHono(honoApp()));
+const toHonoApp = new Hono();
+toHonoApp.all('/', toHono(ngiHello));
+const ngiInHono = getRequestListener(toHonoApp.fetch);
 
 function once(handler) {
   const socket = new Sink();
@@ -46,9 +55,12 @@ function once(handler) {
   req.push(null);
   const res = new ServerResponse(req);
   res.assignSocket(socket);
+  // As a real server does: 'close' once the response has finished (some paths end later).
+  res.once('finish', () => {
+    res.detachSocket(socket);
+    res.emit('close');
+  });
   handler(req, res);
-  res.detachSocket(socket);
-  res.emit('close');
 }
 
 const N = Number(process.env.N ?? 200_000);
@@ -66,6 +78,9 @@ for (const round of [1, 2, 3]) {
   for (const [name, handler] of [
     ['raw', raw],
     ['ngi', ngi],
+    ['hono', honoNative],
+    ['fromHono', honoViaNgi],
+    ['toHono', ngiInHono],
   ].filter(([name]) => (process.env.ONLY ?? name) === name)) {
     await run(handler, 20_000);
     const t = process.hrtime.bigint();
