@@ -377,13 +377,14 @@ function handleUwsgiConnection(
   const errors = options.errors ?? stderrStream;
   const timeoutMs = (options.socketTimeout ?? 30) * 1000;
   const parser = new UwsgiPacketParser(bufferSize);
-  const peer = `uwsgi ${socket.remoteAddress}:${socket.remotePort}`;
+  // Named only when something is logged: reading the peer's address is a system call.
+  const peer = () => `uwsgi ${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
   let body: UwsgiBody | undefined;
   let started = false;
   let waiting: { packet: UwsgiPacket; timer: NodeJS.Timeout } | undefined;
 
   const refuse = (error: unknown): void => {
-    errors.write(formatError(error, peer));
+    errors.write(formatError(error, peer()));
     socket.destroy();
   };
   const begin = (packet: UwsgiPacket, rest: Buffer, framing: Framing): void => {
@@ -393,7 +394,7 @@ function handleUwsgiConnection(
   };
   socket.on('error', (error) => {
     // ECONNRESET and friends: the peer is gone; the exchange (if any) learns it from 'close'.
-    if (!started && parser.buffered > 0) errors.write(formatError(error, peer));
+    if (!started && parser.buffered > 0) errors.write(formatError(error, peer()));
   });
   if (timeoutMs > 0) socket.setTimeout(timeoutMs);
   socket.on('timeout', () => {
