@@ -9,16 +9,12 @@ import express, { type ErrorRequestHandler, type Request } from 'express';
 import supertest from 'supertest';
 import { fromExpress, toExpress } from '../../adapters/express.js';
 import type { App, Body, Environ, ErrorStream } from '../../src/types.js';
+import { close } from '../helpers/servers.js';
 
 async function listen(app: express.Express): Promise<Server> {
   const server = app.listen(0, '127.0.0.1');
   await once(server, 'listening');
   return server;
-}
-
-function close(server: Server): void {
-  server.closeAllConnections();
-  server.close();
 }
 
 function collector(): ErrorStream & { lines: string[] } {

@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import {
-  createServer,
   request as httpRequest,
   type IncomingHttpHeaders,
   type IncomingMessage,
@@ -15,13 +14,8 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { fromFastify, passBadUrls, toFastify } from '../../adapters/fastify.js';
 import { toNodeHandler } from '../../adapters/node.js';
 import { mount } from '../../src/mount.js';
-import type { App, Chunk, ErrorStream } from '../../src/types.js';
-
-/** An `ngi.errors` that keeps its lines for assertions. */
-function logSink(): ErrorStream & { lines: string[] } {
-  const lines: string[] = [];
-  return { lines, write: (line: string) => lines.push(line) };
-}
+import type { App, Chunk } from '../../src/types.js';
+import { listen, close, logSink } from '../helpers/servers.js';
 
 /** A promise with its resolver, for steering a producer from the test. */
 function gate<T = void>(): { promise: Promise<T>; open: (value: T) => void } {
@@ -30,20 +24,9 @@ function gate<T = void>(): { promise: Promise<T>; open: (value: T) => void } {
   return { promise, open };
 }
 
-async function listen(handler: Parameters<typeof createServer>[1]): Promise<Server> {
-  const server = createServer(handler).listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return server;
-}
-
 function portOf(server: Server | FastifyInstance): number {
   const target = 'listen' in server && 'server' in server ? server.server : server;
   return (target.address() as AddressInfo).port;
-}
-
-function close(server: Server): void {
-  server.closeAllConnections();
-  server.close();
 }
 
 interface Answer {

@@ -12,12 +12,7 @@ import { toNodeHandler } from '../../adapters/node.js';
 import { isNgiApp } from '../../src/define-app.js';
 import { mount } from '../../src/mount.js';
 import type { App, Environ, ErrorStream } from '../../src/types.js';
-
-/** An `ngi.errors` that keeps its lines for assertions. */
-function logSink(): ErrorStream & { lines: string[] } {
-  const lines: string[] = [];
-  return { lines, write: (line: string) => lines.push(line) };
-}
+import { logSink } from '../helpers/servers.js';
 
 /** A promise with its resolver, for steering a producer from the test. */
 function gate<T = void>(): { promise: Promise<T>; open: (value: T) => void } {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
+import { request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { getRequestListener } from '@hono/node-server';
@@ -12,17 +12,7 @@ import supertest from 'supertest';
 import { fromHono, mountedPrefix, toHono } from '../../adapters/hono.js';
 import { toNodeHandler } from '../../adapters/node.js';
 import type { App, Environ, ErrorStream } from '../../src/types.js';
-
-async function listen(handler: Parameters<typeof createServer>[1]): Promise<Server> {
-  const server = createServer(handler).listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return server;
-}
-
-function close(server: Server): void {
-  server.closeAllConnections();
-  server.close();
-}
+import { listen, close } from '../helpers/servers.js';
 
 const quiet: ErrorStream & { lines: string[] } = {
   lines: [],

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { createServer, request as httpRequest, type IncomingMessage, type Server } from 'node:http';
+import { request as httpRequest, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { gunzipSync, gzipSync } from 'node:zlib';
@@ -14,24 +14,8 @@ import { fromExpress } from '../../adapters/express.js';
 import { fromKoa, toKoa } from '../../adapters/koa.js';
 import { toNodeHandler } from '../../adapters/node.js';
 import { mount as ngiMount } from '../../src/mount.js';
-import type { App, Body, Chunk, Environ, ErrorStream } from '../../src/types.js';
-
-async function listen(handler: Parameters<typeof createServer>[1]): Promise<Server> {
-  const server = createServer(handler).listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return server;
-}
-
-function close(server: Server): void {
-  server.closeAllConnections();
-  server.close();
-}
-
-/** An `ngi.errors` that keeps its lines for assertions. */
-function logSink(): ErrorStream & { lines: string[] } {
-  const lines: string[] = [];
-  return { lines, write: (line: string) => lines.push(line) };
-}
+import type { App, Body, Chunk, Environ } from '../../src/types.js';
+import { listen, close, logSink } from '../helpers/servers.js';
 
 function sha256(bytes: Uint8Array | string): string {
   return createHash('sha256').update(bytes).digest('hex');

@@ -23,7 +23,8 @@ import express from 'express';
 import multer from 'multer';
 import { fromNodeHandler, toNodeHandler, type NodeHandler } from '../../adapters/node.js';
 import { mount } from '../../src/mount.js';
-import type { App, Chunk, ErrorStream } from '../../src/types.js';
+import type { App, Chunk } from '../../src/types.js';
+import { close, logSink } from '../helpers/servers.js';
 
 async function listen(handler: RequestListener): Promise<Server> {
   const server = createServer(handler).listen(0, '127.0.0.1');
@@ -33,17 +34,6 @@ async function listen(handler: RequestListener): Promise<Server> {
 
 function portOf(server: Server): number {
   return (server.address() as AddressInfo).port;
-}
-
-function close(server: Server): void {
-  server.closeAllConnections();
-  server.close();
-}
-
-/** An `ngi.errors` that keeps its lines for assertions. */
-function logSink(): ErrorStream & { lines: string[] } {
-  const lines: string[] = [];
-  return { lines, write: (line: string) => lines.push(line) };
 }
 
 /** An NGI middleware that wraps `startResponse`: the Node handler below must be emulated. */

@@ -9,6 +9,7 @@ import { fromNodeHandler, toNodeHandler } from '../../adapters/node.js';
 import { isNgiApp } from '../../src/define-app.js';
 import { mount } from '../../src/mount.js';
 import type { App, Environ, ErrorStream, StartResponse } from '../../src/types.js';
+import { close } from '../helpers/servers.js';
 
 const quiet: ErrorStream = { write: () => true };
 
@@ -32,11 +33,6 @@ async function listen(app: App): Promise<Server> {
   const server = createServer(toNodeHandler(app, { errors: quiet })).listen(0, '127.0.0.1');
   await once(server, 'listening');
   return server;
-}
-
-function close(server: Server): void {
-  server.closeAllConnections();
-  server.close();
 }
 
 describe('mount over a real socket', () => {

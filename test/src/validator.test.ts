@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
+
+import { type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
@@ -13,17 +13,7 @@ import { NgiError } from '../../src/errors.js';
 import { mount } from '../../src/mount.js';
 import type { App, Environ, Headers, StartResponse } from '../../src/types.js';
 import { validator } from '../../src/validator.js';
-
-async function listen(handler: Parameters<typeof createServer>[1]): Promise<Server> {
-  const server = createServer(handler).listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  return server;
-}
-
-function close(server: Server): void {
-  server.closeAllConnections();
-  server.close();
-}
+import { listen, close } from '../helpers/servers.js';
 
 /** An `ngi.errors` that keeps its lines. */
 function errorLog(): { lines: string[]; write(line: string): void } {
