@@ -206,8 +206,6 @@ class UwsgiSink implements ResponseSink {
   private pendingHead: string | undefined = undefined;
   /** The head holds bytes over 0x7f: written as Latin-1 (as node:http does), never joined with a UTF-8 chunk. */
   private latin1Head = false;
-  /** A substituted error page went out: the app's body goes nowhere. */
-  private discard = false;
   private waiting: Promise<void> | undefined = undefined;
   private wake: (() => void) | undefined = undefined;
   private readonly timeoutMs: number;
@@ -227,7 +225,6 @@ class UwsgiSink implements ResponseSink {
 
   head(code: number, reason: string, headers: Headers, addLength: number): void {
     this.headersSent = true;
-    if (code < 200) return this.substitute(code);
     let head = `HTTP/1.1 ${code} ${reason || STATUS_CODES[code] || 'Unknown'}\r\n`;
     for (let i = 0; i < headers.length; i++) head += `${headers[i]![0]}: ${headers[i]![1]}\r\n`;
     if (addLength >= 0) head += `Content-Length: ${addLength}\r\n`;
@@ -237,30 +234,7 @@ class UwsgiSink implements ResponseSink {
     this.latin1Head = NON_ASCII.test(head);
   }
 
-  /**
-   * nginx takes a 1xx head as the whole response and passes the real one on as body bytes
-   * (see vectors/responses): an app's 1xx becomes a logged 500 here.
-   */
-  private substitute(code: number): void {
-    const environ = this.environ;
-    environ['ngi.errors'].write(
-      formatError(
-        new NgiError(
-          'NGI_ERR_INVALID_STATUS',
-          `status ${code}: a uwsgi response cannot be 1xx (nginx would take it as final)`,
-        ),
-        `${environ.REQUEST_METHOD} ${environ.REQUEST_URI}`,
-      ),
-    );
-    const text = '500 Internal Server Error\n';
-    const head = `HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${text.length}\r\nConnection: close\r\n\r\n`;
-    this.headBytes = head.length;
-    this.pendingHead = head + (environ.REQUEST_METHOD === 'HEAD' ? '' : text);
-    this.discard = true;
-  }
-
   write(chunk: Chunk): boolean {
-    if (this.discard) return true;
     const head = this.pendingHead;
     if (head !== undefined) {
       // Head and first chunk in one write: one packet for small responses.
@@ -276,7 +250,7 @@ class UwsgiSink implements ResponseSink {
   }
 
   end(chunk?: Chunk): void {
-    if (chunk !== undefined && !this.discard) this.write(chunk);
+    if (chunk !== undefined) this.write(chunk);
     else if (this.pendingHead !== undefined) {
       this.socket.write(this.pendingHead, 'latin1');
       this.pendingHead = undefined;
