@@ -202,7 +202,6 @@ class UwsgiBody extends Readable {
  */
 class UwsgiSink implements ResponseSink {
   private readonly socket: Socket;
-  private readonly environ: Environ;
   private pendingHead: string | undefined = undefined;
   /** The head holds bytes over 0x7f: written as Latin-1 (as node:http does), never joined with a UTF-8 chunk. */
   private latin1Head = false;
@@ -213,10 +212,9 @@ class UwsgiSink implements ResponseSink {
   /** Bytes of the head, so the access log counts body bytes only. */
   headBytes = 0;
 
-  constructor(socket: Socket, timeoutMs: number, environ: Environ) {
+  constructor(socket: Socket, timeoutMs: number) {
     this.socket = socket;
     this.timeoutMs = timeoutMs;
-    this.environ = environ;
   }
 
   get closed(): boolean {
@@ -470,7 +468,7 @@ function start(
   );
   const abort = new LazySignal();
   const environ = environFromUwsgi(packet, input, abort, errors, options.multiprocess ?? false);
-  const sink = new UwsgiSink(socket, timeoutMs, environ);
+  const sink = new UwsgiSink(socket, timeoutMs);
   const exchange = new Exchange(environ, sink, abort);
   const finished = options.onExchange?.(exchange);
   socket.once('finish', () => input.discardRest());
