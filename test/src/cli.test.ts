@@ -166,6 +166,49 @@ describe('ngi CLI', () => {
     assert.equal(alive(proc.child.pid!), false);
   });
 
+  const kinds: Array<[string, string[], string]> = [
+    ['an Express app', ['test/fixtures/kinds/express.mjs'], 'express /?x=1'],
+    ['a Fastify instance', ['test/fixtures/kinds/fastify.mjs'], 'fastify /?x=1'],
+    [
+      'a function returning Fastify',
+      ['test/fixtures/kinds/fastify-factory.mjs'],
+      'fastify factory /?x=1',
+    ],
+    ['a Koa app', ['test/fixtures/kinds/koa.mjs'], 'koa /?x=1'],
+    ['a Hono app', ['test/fixtures/kinds/hono.mjs'], 'hono ?x=1'],
+    ['a Fetch handler ({ fetch })', ['test/fixtures/kinds/fetch.mjs'], 'fetch ?x=1'],
+    [
+      'an untagged NGI app, with --kind ngi',
+      ['test/fixtures/kinds/ngi-untagged.mjs', '--kind', 'ngi'],
+      'ngi x=1',
+    ],
+  ];
+  for (const [what, args, body] of kinds) {
+    it(`recognises ${what} and serves it`, async () => {
+      const proc = cli('serve', ...args, '--http', '0', '--workers', '0', '--log-format', 'off');
+      const [, port] = await proc.waitFor(/http listening on 127\.0\.0\.1:(\d+)/);
+      assert.deepEqual(await get(Number(port), '/?x=1'), { status: 200, body });
+      proc.child.kill('SIGTERM');
+      assert.equal(await proc.exited, 0);
+    });
+  }
+
+  it('--kind that does not fit the export is a clear error, not a crash', async () => {
+    const proc = cli(
+      'serve',
+      'test/fixtures/kinds/koa.mjs',
+      '--kind',
+      'fetch',
+      '--http',
+      '0',
+      '--workers',
+      '0',
+    );
+    assert.equal(await proc.exited, 1);
+    assert.match(proc.stderr(), /expected a Fetch handler, found an object \(Application/);
+    assert.doesNotMatch(proc.stderr(), /\n\s+at /, 'no stack trace');
+  });
+
   it('picks a named export with module:export', async () => {
     const proc = cli(
       'serve',
