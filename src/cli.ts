@@ -101,7 +101,7 @@ const FLAGS: Flag[] = [
     type: 'string',
     value: 'S',
     default: '30',
-    help: 'close a connection idle this long in the middle of a request',
+    help: 'cut a request stalled this long on its peer (a body that stops coming, a response not read)',
   },
   {
     name: 'log-format',

@@ -161,4 +161,38 @@ describe('createHttpServer', () => {
       agent.destroy();
     }
   });
+
+  it('cuts a request whose body stops arriving for socketTimeout, and answers a slow app', async () => {
+    const port = await listen(
+      createHttpServer(
+        defineApp(async (environ, startResponse) => {
+          for await (const _ of environ['ngi.input']);
+          if (environ.PATH_INFO === '/slow') await new Promise((r) => setTimeout(r, 2500));
+          startResponse('200 OK', [['Content-Type', 'text/plain']]);
+          return ['done'];
+        }),
+        { socketTimeout: 1 },
+      ),
+    );
+    // Half a body, then silence: the server closes the connection, with no response.
+    const cut = await new Promise<string>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () =>
+        socket.write('POST /stalled HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nhalf'),
+      );
+      let text = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (chunk: string) => (text += chunk));
+      socket.on('close', () => resolve(text === '' ? 'closed by the server' : text));
+      socket.on('error', () => {});
+      // The bound of this test, well past socketTimeout: a server that never cuts fails it.
+      setTimeout(() => {
+        resolve('still open');
+        socket.destroy();
+      }, 15_000).unref();
+    });
+    assert.equal(cut, 'closed by the server');
+    // An app that thinks longer than socketTimeout is not stalled on its peer: it answers.
+    const slow = await fetchText(port, '/slow');
+    assert.deepEqual([slow.status, slow.body], [200, 'done']);
+  });
 });
