@@ -195,4 +195,40 @@ describe('createHttpServer', () => {
     const slow = await fetchText(port, '/slow');
     assert.deepEqual([slow.status, slow.body], [200, 'done']);
   });
+
+  it('cuts a response the client stops reading for socketTimeout, and finishes the body', async () => {
+    let finished = false;
+    const server = createHttpServer(
+      defineApp((_environ, startResponse) => {
+        startResponse('200 OK', [['Content-Type', 'application/octet-stream']]);
+        return (function* () {
+          try {
+            // Bounded: far more than the socket buffers hold, far less than memory.
+            for (let i = 0; i < 4096; i++) yield Buffer.alloc(65536, i);
+          } finally {
+            finished = true;
+          }
+        })();
+      }),
+      { socketTimeout: 1 },
+    );
+    const port = await listen(server);
+    const outcome = await new Promise<string>((resolve) => {
+      // Watched on the server's side: a client that does not read does not see the close.
+      server.once('connection', (accepted) =>
+        accepted.once('close', () => resolve('closed by the server')),
+      );
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n');
+        socket.pause(); // and never read
+      });
+      socket.on('error', () => {});
+      setTimeout(() => {
+        resolve('still open');
+        socket.destroy();
+      }, 15_000).unref();
+    });
+    assert.equal(outcome, 'closed by the server');
+    assert.equal(finished, true, "the body's return() ran");
+  });
 });
