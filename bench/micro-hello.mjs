@@ -42,6 +42,18 @@ const toHonoApp = new Hono();
 toHonoApp.all('/', toHono(ngiHello));
 const ngiInHono = getRequestListener(toHonoApp.fetch);
 
+const { default: express } = await import('express');
+const { fromNodeHandler } = await import('../dist/adapters/node.js');
+const expressApp = () =>
+  express().get('/', (_req, res) => {
+    res.type('text/plain').send(HELLO);
+  });
+const expressNative = expressApp();
+/** Wraps startResponse, as any NGI middleware does: forces the emulated req/res. */
+const wrapped = (app) => (environ, startResponse) =>
+  app(environ, (status, headers, excInfo) => startResponse(status, headers, excInfo));
+const expressEmulated = toNodeHandler(wrapped(fromNodeHandler(expressApp())));
+
 function once(handler) {
   const socket = new Sink();
   const req = new IncomingMessage(socket);
@@ -81,6 +93,8 @@ for (const round of [1, 2, 3]) {
     ['hono', honoNative],
     ['fromHono', honoViaNgi],
     ['toHono', ngiInHono],
+    ['express', expressNative],
+    ['expressEmulated', expressEmulated],
   ].filter(([name]) => (process.env.ONLY ?? name) === name)) {
     await run(handler, 20_000);
     const t = process.hrtime.bigint();
