@@ -9,7 +9,7 @@ import express, { type ErrorRequestHandler, type Request } from 'express';
 import supertest from 'supertest';
 import { fromExpress, toExpress } from '../../adapters/express.js';
 import type { App, Body, Environ, ErrorStream } from '../../src/types.js';
-import { close } from '../helpers/servers.js';
+import { close, sendRequest } from '../helpers/servers.js';
 
 async function listen(app: express.Express): Promise<Server> {
   const server = app.listen(0, '127.0.0.1');
@@ -36,31 +36,17 @@ interface RawResponse {
  * A request with the path exactly as given (supertest's URL parsing would normalise it); a body
  * given in parts goes out chunked.
  */
-function raw(
+async function raw(
   server: Server,
   path: string,
   method = 'GET',
   parts: Buffer[] = [],
 ): Promise<RawResponse> {
   const { port } = server.address() as AddressInfo;
-  return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, method }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          body: Buffer.concat(chunks).toString(),
-        }),
-      );
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    if (parts.length > 0) req.setHeader('Content-Type', 'application/octet-stream');
-    for (const part of parts) req.write(part);
-    req.end();
-  });
+  const headers: Record<string, string> =
+    parts.length > 0 ? { 'content-type': 'application/octet-stream' } : {};
+  const reply = await sendRequest(port, path, { method, headers, parts });
+  return { ...reply, body: reply.body.toString() };
 }
 
 const CGI_KEYS = ['REQUEST_METHOD', 'SCRIPT_NAME', 'PATH_INFO', 'QUERY_STRING', 'REQUEST_URI'];

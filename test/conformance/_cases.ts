@@ -3,7 +3,12 @@
 // paths (a URL parser would normalise `%2e%2e` before it is sent), a chunked request body,
 // a response watched chunk by chunk, and a client that leaves mid-stream.
 import { createHash } from 'node:crypto';
-import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import {
+  request as httpRequest,
+  type ClientRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+} from 'node:http';
 import supertest from 'supertest';
 import { nextId, observed, openGate } from './_side-channel.js';
 
@@ -218,66 +223,77 @@ function viaHttp(target: Target, c: Case, path: string): Promise<Observation> {
   });
 }
 
-/** The first chunk must reach the client while the app still waits to produce the last. */
-function watchStream(target: Target, c: Case): Promise<Observation> {
+/**
+ * A GET of a case under a fresh id (the app's gate and report are keyed by it); `onResponse`
+ * decides when the observation is complete.
+ */
+function gated(
+  target: Target,
+  c: Case,
+  onResponse: (
+    res: IncomingMessage,
+    id: string,
+    req: ClientRequest,
+    done: (o: Observation) => void,
+  ) => void,
+): Promise<Observation> {
   const id = nextId();
   const { hostname, port } = new URL(target.origin);
   return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      { host: hostname, port, path: withId(url(target, c.path), id), agent: false },
-      (res) => {
-        const chunks: Buffer[] = [];
-        let first: string | undefined;
-        res.on('data', (chunk: Buffer) => {
-          chunks.push(chunk);
-          if (first === undefined) {
-            first = chunk.toString('utf8');
-            openGate(id);
-          }
-        });
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode!,
-            headers: headersOf(res.headers),
-            body: Buffer.concat(chunks).toString('utf8'),
-            firstChunk: first,
-          }),
-        );
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
+    const path = withId(url(target, c.path), id);
+    const req = httpRequest({ host: hostname, port, path, agent: false }, (res) => {
+      res.on('error', (error) => {
+        if (!req.destroyed) reject(error);
+      });
+      onResponse(res, id, req, resolve);
+    });
+    // Destroying the request is how the abort case leaves: not an error then.
+    req.on('error', (error) => {
+      if (!req.destroyed) reject(error);
+    });
     req.end();
+  });
+}
+
+/** The first chunk must reach the client while the app still waits to produce the last. */
+function watchStream(target: Target, c: Case): Promise<Observation> {
+  return gated(target, c, (res, id, _req, done) => {
+    const chunks: Buffer[] = [];
+    let first: string | undefined;
+    res.on('data', (chunk: Buffer) => {
+      chunks.push(chunk);
+      if (first === undefined) {
+        first = chunk.toString('utf8');
+        openGate(id);
+      }
+    });
+    res.on('end', () =>
+      done({
+        status: res.statusCode!,
+        headers: headersOf(res.headers),
+        body: Buffer.concat(chunks).toString('utf8'),
+        firstChunk: first,
+      }),
+    );
   });
 }
 
 /** The client leaves after the first chunk; the app must notice. */
 function abortMidStream(target: Target, c: Case): Promise<Observation> {
-  const id = nextId();
-  const { hostname, port } = new URL(target.origin);
-  return new Promise((resolve, reject) => {
-    const req = httpRequest(
-      { host: hostname, port, path: withId(url(target, c.path), id), agent: false },
-      (res) => {
-        res.once('data', (chunk: Buffer) => {
-          req.destroy();
-          void observed(id).then((app) => {
-            // Whatever happens next, the app's part of the exchange must be over.
-            openGate(id);
-            resolve({
-              status: res.statusCode!,
-              headers: headersOf(res.headers),
-              body: '',
-              firstChunk: chunk.toString('utf8'),
-              app,
-            });
-          });
+  return gated(target, c, (res, id, req, done) => {
+    res.once('data', (chunk: Buffer) => {
+      req.destroy();
+      void observed(id).then((app) => {
+        // Whatever happens next, the app's part of the exchange must be over.
+        openGate(id);
+        done({
+          status: res.statusCode!,
+          headers: headersOf(res.headers),
+          body: '',
+          firstChunk: chunk.toString('utf8'),
+          app,
         });
-      },
-    );
-    req.on('error', (error) => {
-      if (!req.destroyed) reject(error);
+      });
     });
-    req.end();
   });
 }

@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
+import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { ErrorStream } from '../../src/types.js';
 
 /** A node:http server on 127.0.0.1 and a free port, listening. */
@@ -19,4 +19,42 @@ export function close(server: Server): void {
 export function logSink(): ErrorStream & { lines: string[] } {
   const lines: string[] = [];
   return { lines, write: (line: string) => lines.push(line) };
+}
+
+/** What `sendRequest` saw. */
+export interface Reply {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Buffer;
+}
+
+/**
+ * One request with the path sent exactly as written (a URL parser, supertest's included,
+ * would normalise `%2e%2e` on the way); a body given in `parts` goes out chunked.
+ */
+export function sendRequest(
+  port: number,
+  path: string,
+  options: { method?: string; headers?: Record<string, string>; parts?: Buffer[] } = {},
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            headers: res.headers,
+            body: Buffer.concat(chunks),
+          }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.on('error', reject);
+    for (const part of options.parts ?? []) req.write(part);
+    req.end();
+  });
 }

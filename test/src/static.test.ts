@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
-import { request, type IncomingHttpHeaders } from 'node:http';
+import { request } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ import { encodeUwsgiPacket } from '../../src/uwsgi.js';
 import { get as cliGet, spawnCli, type CliProcess } from '../helpers/cli-process.js';
 import { logLines, serveApp } from '../helpers/raw-http.js';
 import { parseHttpResponse, sendRaw } from '../helpers/uwsgi-client.js';
+import { sendRequest as fetchRaw } from '../helpers/servers.js';
 
 const SECRET = 'outside the folder: never served';
 const HELLO = 'hello, static world\n';
@@ -81,39 +82,6 @@ async function listen(app: App): Promise<number> {
   const served = await serveApp(app);
   closers.push(() => served.close());
   return served.port;
-}
-
-interface Reply {
-  status: number;
-  headers: IncomingHttpHeaders;
-  body: Buffer;
-}
-
-/** One request with the path sent exactly as written (no URL normalisation on the way). */
-function fetchRaw(
-  port: number,
-  path: string,
-  options: { method?: string; headers?: Record<string, string> } = {},
-): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { host: '127.0.0.1', port, path, method: options.method ?? 'GET', headers: options.headers },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body: Buffer.concat(chunks),
-          }),
-        );
-        res.on('error', reject);
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 /** The vars nginx sends for a request; `path` is the raw URI, `pathInfo` what nginx decoded. */
