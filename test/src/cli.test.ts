@@ -1,4 +1,6 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { encodeUwsgiPacket } from '../../src/uwsgi.js';
@@ -55,6 +57,16 @@ describe('ngi CLI', () => {
     const proc = cli('--version');
     assert.equal(await proc.exited, 0);
     assert.match(proc.stdout(), /^ngi \d+\.\d+\.\d+/);
+  });
+
+  it('the built bin runs as a command (npx ngi), from a fresh build', () => {
+    // `npm test` builds first; npm links `bin` before `prepare` builds, so the build itself
+    // must leave the file executable.
+    const run = spawnSync(fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url)), [
+      '--version',
+    ]);
+    assert.equal(run.error, undefined, String(run.error));
+    assert.match(String(run.stdout), /^ngi \d+\.\d+\.\d+/);
   });
 
   it('an unknown flag is a one-paragraph usage error with exit code 2', async () => {
