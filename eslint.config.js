@@ -1,8 +1,40 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/*
+ * The layers of src/, and what each may import. Imports point one way:
+ *   core ← protocol, hosts, guests ← middleware ← server ← cli
+ * Hosts (an NGI app served by a Node response, a Fetch runtime, a uwsgi connection) and
+ * guests (a Node or Fetch app run on an environ) never import each other. Nothing in src/
+ * imports adapters/ or a framework; adapters/ use core, hosts, guests and middleware; the bin
+ * wires the adapters into the CLI.
+ */
+const FRAMEWORKS = ['express', 'fastify', 'koa', 'koa-mount', 'hono', 'hono/*', '@hono/*'];
+const layer = (name) => ({ regex: `(^|/)${name}/`, message: `this layer may not import ${name}/` });
+const rules = (forbidden, extra = []) => ({
+  'no-restricted-imports': [
+    'error',
+    {
+      paths: FRAMEWORKS.filter((f) => !f.includes('*')).map((name) => ({
+        name,
+        message: 'src/ never imports a framework: that is what adapters/ are for',
+      })),
+      patterns: [
+        ...forbidden.map(layer),
+        ...extra,
+        {
+          group: FRAMEWORKS.filter((f) => f.includes('*')),
+          message: 'src/ never imports a framework',
+        },
+      ],
+    },
+  ],
+});
+const ADAPTERS = { regex: '(^|/)adapters/', message: 'src/ never imports adapters/' };
+const BIN = { regex: '(^|/)bin/', message: 'only the bin imports the bin' };
+
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/'] },
+  { ignores: ['dist/', 'node_modules/', 'test/fixtures/uwsgi-vectors/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -35,6 +67,42 @@ export default tseslint.config(
         { argsIgnorePattern: '^_', varsIgnorePattern: '^_', caughtErrors: 'none' },
       ],
       '@typescript-eslint/no-explicit-any': 'off',
+    },
+  },
+  {
+    files: ['src/core/**'],
+    rules: rules(['protocol', 'hosts', 'guests', 'middleware', 'server', 'cli'], [ADAPTERS, BIN]),
+  },
+  {
+    files: ['src/protocol/**'],
+    rules: rules(['hosts', 'guests', 'middleware', 'server', 'cli'], [ADAPTERS, BIN]),
+  },
+  {
+    files: ['src/hosts/**'],
+    rules: rules(['guests', 'middleware', 'server', 'cli'], [ADAPTERS, BIN]),
+  },
+  {
+    files: ['src/guests/**'],
+    rules: rules(['hosts', 'middleware', 'server', 'cli'], [ADAPTERS, BIN]),
+  },
+  { files: ['src/middleware/**'], rules: rules(['server', 'cli'], [ADAPTERS, BIN]) },
+  { files: ['src/server/**'], rules: rules(['cli'], [ADAPTERS, BIN]) },
+  { files: ['src/cli/**', 'src/index.ts'], rules: rules([], [ADAPTERS, BIN]) },
+  {
+    files: ['adapters/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              regex: '(^|/)src/(server|cli)/',
+              message: 'adapters use core, hosts, guests, middleware',
+            },
+            BIN,
+          ],
+        },
+      ],
     },
   },
 );

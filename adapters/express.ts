@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Readable } from 'node:stream';
-import { consumedInput, keptInput } from '../src/_input.js';
-import { serveNodeRequest } from '../src/_node-host.js';
-import { decodePath, mountedTarget, splitTarget } from '../src/_url.js';
-import type { App, ErrorStream } from '../src/types.js';
+import { consumedInput, keptInput } from '../src/core/input.js';
+import { serveNodeRequest } from '../src/hosts/node.js';
+import { decodePath, mountedTarget, splitTarget } from '../src/core/url.js';
+import type { App, ErrorStream } from '../src/core/types.js';
 import { fromNodeHandler, type NodeHandler } from './node.js';
 
 /** What ngi needs of an Express app: it is a `(req, res, next)` handler. */

@@ -1,9 +1,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { serveNodeRequest } from '../src/_node-host.js';
-import { NgiError } from '../src/errors.js';
-import { decodePath, rawPathBelow, splitTarget } from '../src/_url.js';
-import type { App, ErrorStream } from '../src/types.js';
+import { serveNodeRequest } from '../src/hosts/node.js';
+import { NgiError } from '../src/core/errors.js';
+import { decodePath, rawPathBelow, splitTarget } from '../src/core/url.js';
+import type { App, ErrorStream } from '../src/core/types.js';
 import { fromNodeHandler } from './node.js';
 
 /** What ngi needs of a Fastify instance (structural: fastify is never imported at runtime). */

@@ -1,18 +1,15 @@
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
-import { environFromNode } from '../src/environ.js';
-import { LazySignal } from '../src/_signal.js';
+import { environFromNode } from '../src/hosts/node-environ.js';
+import { LazySignal } from '../src/core/signal.js';
 import type { Context } from 'hono';
-import { kNgiApp, kNodeHost } from '../src/_symbols.js';
-import { consumedInput, keptInput, nodeInput } from '../src/_input.js';
-import { decodePath, rawPathBelow, splitTarget } from '../src/_url.js';
-import type { App, Environ, ErrorStream } from '../src/types.js';
-import {
-  callFetchHandler,
-  serveEnviron,
-  serveFetchRequest,
-  type NodeResponseLike,
-} from './fetch.js';
+import type { NodeOrigin } from '../src/core/node-origin.js';
+import { kNgiApp, kNodeOrigin } from '../src/core/symbols.js';
+import { consumedInput, keptInput, nodeInput } from '../src/core/input.js';
+import { decodePath, rawPathBelow, splitTarget } from '../src/core/url.js';
+import type { App, Environ, ErrorStream } from '../src/core/types.js';
+import { callFetchHandler } from '../src/guests/fetch-handler.js';
+import { serveEnviron, serveFetchRequest, type NodeResponseLike } from '../src/hosts/fetch.js';
 
 /** What ngi needs of a Hono app: its `fetch`. Structural, so hono is never imported at runtime. */
 export interface HonoLike {
@@ -32,7 +29,7 @@ export interface NgiHonoBindings {
 }
 
 function bindingsOf(environ: Environ): NgiHonoBindings {
-  const host = environ[kNodeHost] as { req?: NgiHonoBindings['incoming'] } | undefined;
+  const host = environ[kNodeOrigin] as NodeOrigin | undefined;
   const req = host?.req;
   if (req !== undefined) return { incoming: req, environ };
   const address = environ.REMOTE_ADDR;

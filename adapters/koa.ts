@@ -1,8 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { keptInput, nodeInput } from '../src/_input.js';
-import { serveNodeRequest } from '../src/_node-host.js';
-import { mountedTarget } from '../src/_url.js';
-import type { App, ErrorStream } from '../src/types.js';
+import { keptInput, nodeInput } from '../src/core/input.js';
+import { serveNodeRequest } from '../src/hosts/node.js';
+import { mountedTarget } from '../src/core/url.js';
+import type { App, ErrorStream } from '../src/core/types.js';
 import { fromNodeHandler, type NodeHandler } from './node.js';
 
 /** What ngi needs of a Koa app: its `callback()`. Structural: koa is never imported at runtime. */

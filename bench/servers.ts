@@ -9,7 +9,7 @@ const HELLO = 'Hello, World!';
 type Variant = () => Promise<RequestListener | { listen: () => Promise<number> }>;
 
 async function ngiHello() {
-  const { defineApp } = await import('ngi');
+  const { defineApp } = await import('ngi-gateway');
   return defineApp((_environ, startResponse) => {
     startResponse('200 OK', [['Content-Type', 'text/plain']]);
     return [HELLO];
@@ -17,7 +17,7 @@ async function ngiHello() {
 }
 
 /** Wraps startResponse, as any NGI middleware does: forces the emulated Node path. */
-function wrapped(app: import('ngi').App): import('ngi').App {
+function wrapped(app: import('ngi-gateway').App): import('ngi-gateway').App {
   return (environ, startResponse) => app(environ, (s, h, e) => startResponse(s, h, e));
 }
 
@@ -31,10 +31,13 @@ async function expressHello() {
 }
 
 /** `serve()` with one listener; the harness reads the port it prints. */
-function served(listener: 'http' | 'uwsgi', app: () => Promise<import('ngi').App>): Variant {
+function served(
+  listener: 'http' | 'uwsgi',
+  app: () => Promise<import('ngi-gateway').App>,
+): Variant {
   return async () => ({
     listen: async () => {
-      const { serve } = await import('ngi');
+      const { serve } = await import('ngi-gateway');
       const handle = await serve(await app(), {
         [listener]: { host: '127.0.0.1', port: 0 },
         logFormat: 'off',
@@ -50,27 +53,27 @@ const variants: Record<string, Variant> = {
     res.end(HELLO);
   },
   'ngi toNodeHandler': async () => {
-    const { toNodeHandler } = await import('ngi/node');
+    const { toNodeHandler } = await import('ngi-gateway/node');
     return toNodeHandler(await ngiHello()) as RequestListener;
   },
   'ngi serve --http': served('http', ngiHello),
   'ngi serve --uwsgi': served('uwsgi', ngiHello),
   express: expressHello,
   'ngi serve --uwsgi (express app)': served('uwsgi', async () => {
-    const { fromNodeHandler } = await import('ngi/node');
+    const { fromNodeHandler } = await import('ngi-gateway/node');
     return fromNodeHandler(await expressHello());
   }),
   'express via ngi (fast path)': async () => {
-    const { toNodeHandler, fromNodeHandler } = await import('ngi/node');
+    const { toNodeHandler, fromNodeHandler } = await import('ngi-gateway/node');
     return toNodeHandler(fromNodeHandler(await expressHello())) as RequestListener;
   },
   'express via ngi (emulated)': async () => {
-    const { toNodeHandler, fromNodeHandler } = await import('ngi/node');
+    const { toNodeHandler, fromNodeHandler } = await import('ngi-gateway/node');
     return toNodeHandler(wrapped(fromNodeHandler(await expressHello()))) as RequestListener;
   },
   'express + toExpress(ngi)': async () => {
     const { default: express } = await import('express');
-    const { toExpress } = await import('ngi/express');
+    const { toExpress } = await import('ngi-gateway/express');
     const app = express();
     app.use('/', toExpress(await ngiHello()));
     return app;
@@ -85,7 +88,7 @@ const variants: Record<string, Variant> = {
   },
   'fastify + toFastify(ngi)': async () => {
     const { default: Fastify } = await import('fastify');
-    const { toFastify } = await import('ngi/fastify');
+    const { toFastify } = await import('ngi-gateway/fastify');
     const app = Fastify();
     await app.register(toFastify(await ngiHello()), { prefix: '/' });
     return fastifyListen(app);
@@ -101,7 +104,7 @@ const variants: Record<string, Variant> = {
   },
   'koa + toKoa(ngi)': async () => {
     const { default: Koa } = await import('koa');
-    const { toKoa } = await import('ngi/koa');
+    const { toKoa } = await import('ngi-gateway/koa');
     const app = new Koa();
     app.use(toKoa(await ngiHello()));
     return app.callback();
@@ -116,7 +119,7 @@ const variants: Record<string, Variant> = {
   'hono + toHono(ngi) on @hono/node-server': async () => {
     const { Hono } = await import('hono');
     const { getRequestListener } = await import('@hono/node-server');
-    const { toHono } = await import('ngi/hono');
+    const { toHono } = await import('ngi-gateway/hono');
     const app = new Hono();
     const ngi = toHono(await ngiHello());
     app.all('/', ngi);
@@ -125,8 +128,8 @@ const variants: Record<string, Variant> = {
   },
   'hono via ngi (fromHono + toNodeHandler)': async () => {
     const { Hono } = await import('hono');
-    const { fromHono } = await import('ngi/hono');
-    const { toNodeHandler } = await import('ngi/node');
+    const { fromHono } = await import('ngi-gateway/hono');
+    const { toNodeHandler } = await import('ngi-gateway/node');
     const app = new Hono();
     app.get('/', (c) => c.text(HELLO));
     return toNodeHandler(fromHono(app)) as RequestListener;

@@ -8,10 +8,10 @@ export type {
   Headers,
   StartResponse,
   Write,
-} from './types.js';
-export { NgiError, RequestError, codes, type ErrorCode } from './errors.js';
-export { defineApp, isNgiApp } from './define-app.js';
-export { mount } from './mount.js';
-export { serve } from './serve.js';
-export { staticFiles, type StaticFilesOptions } from './static.js';
-export { validator } from './validator.js';
+} from './core/types.js';
+export { NgiError, RequestError, codes, type ErrorCode } from './core/errors.js';
+export { defineApp, isNgiApp } from './core/define-app.js';
+export { mount } from './middleware/mount.js';
+export { serve } from './server/serve.js';
+export { staticFiles, type StaticFilesOptions } from './middleware/static.js';
+export { validator } from './middleware/validator.js';

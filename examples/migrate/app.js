@@ -4,9 +4,9 @@
 //
 //   npx ngi serve examples/migrate/app.js --http 127.0.0.1:8080
 //   curl http://127.0.0.1:8080/users/1 http://127.0.0.1:8080/orders
-import { mount } from 'ngi';
-import { fromExpress } from 'ngi/express';
-import { fromFastify } from 'ngi/fastify';
+import { mount } from 'ngi-gateway';
+import { fromExpress } from 'ngi-gateway/express';
+import { fromFastify } from 'ngi-gateway/fastify';
 import { legacyApp } from './legacy.js';
 import { nextUsersApp } from './next.js';
 

@@ -6,9 +6,9 @@
 //   curl http://127.0.0.1:3000/ngi/hello  http://127.0.0.1:3000/legacy/users/7
 import express from 'express';
 import Fastify from 'fastify';
-import { defineApp } from 'ngi';
-import { fromExpress } from 'ngi/express';
-import { toFastify } from 'ngi/fastify';
+import { defineApp } from 'ngi-gateway';
+import { fromExpress } from 'ngi-gateway/express';
+import { toFastify } from 'ngi-gateway/fastify';
 
 /** An NGI app: the contract alone, no framework. */
 export const hello = defineApp((environ, startResponse) => {

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import express, { type ErrorRequestHandler, type Request } from 'express';
 import supertest from 'supertest';
 import { fromExpress, toExpress } from '../../adapters/express.js';
-import type { App, Body, Environ, ErrorStream } from '../../src/types.js';
+import type { App, Body, Environ, ErrorStream } from '../../src/core/types.js';
 import { close, sendRequest } from '../helpers/servers.js';
 
 async function listen(app: express.Express): Promise<Server> {

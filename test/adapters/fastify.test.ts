@@ -13,8 +13,8 @@ import { after, before, describe, it } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { fromFastify, passBadUrls, toFastify } from '../../adapters/fastify.js';
 import { toNodeHandler } from '../../adapters/node.js';
-import { mount } from '../../src/mount.js';
-import type { App, Chunk } from '../../src/types.js';
+import { mount } from '../../src/middleware/mount.js';
+import type { App, Chunk } from '../../src/core/types.js';
 import { listen, close, logSink } from '../helpers/servers.js';
 
 /** A promise with its resolver, for steering a producer from the test. */

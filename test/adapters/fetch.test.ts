@@ -9,9 +9,9 @@ import { getRequestListener } from '@hono/node-server';
 import supertest from 'supertest';
 import { fromFetch, toFetch, type FetchHandler } from '../../adapters/fetch.js';
 import { toNodeHandler } from '../../adapters/node.js';
-import { isNgiApp } from '../../src/define-app.js';
-import { mount } from '../../src/mount.js';
-import type { App, Environ, ErrorStream } from '../../src/types.js';
+import { isNgiApp } from '../../src/core/define-app.js';
+import { mount } from '../../src/middleware/mount.js';
+import type { App, Environ, ErrorStream } from '../../src/core/types.js';
 import { logSink } from '../helpers/servers.js';
 
 /** A promise with its resolver, for steering a producer from the test. */

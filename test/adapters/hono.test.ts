@@ -11,7 +11,7 @@ import { setCookie } from 'hono/cookie';
 import supertest from 'supertest';
 import { fromHono, mountedPrefix, toHono } from '../../adapters/hono.js';
 import { toNodeHandler } from '../../adapters/node.js';
-import type { App, Environ, ErrorStream } from '../../src/types.js';
+import type { App, Environ, ErrorStream } from '../../src/core/types.js';
 import { listen, close } from '../helpers/servers.js';
 
 const quiet: ErrorStream & { lines: string[] } = {

@@ -13,8 +13,8 @@ import supertest from 'supertest';
 import { fromExpress } from '../../adapters/express.js';
 import { fromKoa, toKoa } from '../../adapters/koa.js';
 import { toNodeHandler } from '../../adapters/node.js';
-import { mount as ngiMount } from '../../src/mount.js';
-import type { App, Body, Chunk, Environ } from '../../src/types.js';
+import { mount as ngiMount } from '../../src/middleware/mount.js';
+import type { App, Body, Chunk, Environ } from '../../src/core/types.js';
 import { listen, close, logSink } from '../helpers/servers.js';
 
 function sha256(bytes: Uint8Array | string): string {

@@ -22,8 +22,8 @@ import busboy from 'busboy';
 import express from 'express';
 import multer from 'multer';
 import { fromNodeHandler, toNodeHandler, type NodeHandler } from '../../adapters/node.js';
-import { mount } from '../../src/mount.js';
-import type { App, Chunk } from '../../src/types.js';
+import { mount } from '../../src/middleware/mount.js';
+import type { App, Chunk } from '../../src/core/types.js';
 import { close, logSink } from '../helpers/servers.js';
 
 async function listen(handler: RequestListener): Promise<Server> {

@@ -18,8 +18,8 @@ import { setCookie } from 'hono/cookie';
 import { stream, streamSSE } from 'hono/streaming';
 import Koa from 'koa';
 import multer from 'multer';
-import { defineApp } from '../../src/define-app.js';
-import type { App, Environ } from '../../src/types.js';
+import { defineApp } from '../../src/core/define-app.js';
+import type { App, Environ } from '../../src/core/types.js';
 import { pattern } from './_cases.js';
 import { gate, observe } from './_side-channel.js';
 

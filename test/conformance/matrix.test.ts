@@ -25,8 +25,8 @@ import { fromFastify, toFastify } from '../../adapters/fastify.js';
 import { fromHono, toHono } from '../../adapters/hono.js';
 import { fromKoa, toKoa } from '../../adapters/koa.js';
 import { toNodeHandler } from '../../adapters/node.js';
-import { mount } from '../../src/mount.js';
-import type { App } from '../../src/types.js';
+import { mount } from '../../src/middleware/mount.js';
+import type { App } from '../../src/core/types.js';
 import { cases, run, type Observation, type Target } from './_cases.js';
 import {
   expressApp,

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import supertest from 'supertest';
 import { toNodeHandler } from '../../adapters/node.js';
-import type { App } from '../../src/types.js';
+import type { App } from '../../src/core/types.js';
 import { after as afterTheMove, before as beforeTheMove } from '../../examples/migrate/app.js';
 import { spawnCli } from '../helpers/cli-process.js';
 

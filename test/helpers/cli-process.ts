@@ -18,12 +18,12 @@ export interface CliProcess {
   kill(): void;
 }
 
-/** Starts `node --import tsx src/cli.ts ...args` in the repository root. */
+/** Starts `node --import tsx bin/ngi.ts ...args` in the repository root. */
 export function spawnCli(args: string[]): CliProcess {
   const env = { ...process.env };
   // The test runner's own channel must not leak into the server processes.
   delete env.NODE_TEST_CONTEXT;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bin/ngi.ts', ...args], {
     cwd: root,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { toNodeHandler } from '../../adapters/node.js';
-import type { App, ErrorStream } from '../../src/types.js';
+import type { App, ErrorStream } from '../../src/core/types.js';
 
 /** An `ngi.errors` that keeps its lines for assertions. */
 export function logLines(): ErrorStream & { lines: string[] } {

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { ErrorStream } from '../../src/types.js';
+import type { ErrorStream } from '../../src/core/types.js';
 
 /** A node:http server on 127.0.0.1 and a free port, listening. */
 export async function listen(handler: Parameters<typeof createServer>[1]): Promise<Server> {

@@ -1,8 +1,8 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** `../shared/vectors` beside the checkout: captures from real nginx and uWSGI's router. */
-export const VECTORS = join(import.meta.dirname, '../../../shared/vectors');
+/** Captures from real nginx and uWSGI's router (copied into the repository; see its README). */
+export const VECTORS = join(import.meta.dirname, '../fixtures/uwsgi-vectors');
 
 /** A capture's `.json`: the vars in wire order (non-UTF-8 values as `hex:…`) and the body. */
 export interface CaptureJson {

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import express from 'express';
 import { fromNodeHandler } from '../../adapters/node.js';
 import { defineApp, mount, type App, type Environ } from '../../src/index.js';
-import { createUwsgiServer } from '../../src/uwsgi-server.js';
+import { createUwsgiServer } from '../../src/server/uwsgi-listener.js';
 import { startNginx, uwsgiLocation, type RunningNginx } from '../helpers/nginx.js';
 
 interface Reply {

@@ -1,0 +1,409 @@
+/*
+ * `ngi serve <module>[:export] [flags]`: the gateway server's command line.
+ *
+ * Decisions, for people coming from uWSGI:
+ * - `--http :8080` binds 127.0.0.1, not every interface as uWSGI does: exposing a port to
+ *   the network is something to ask for (`--http 0.0.0.0:8080`), never a default.
+ * - There is always a master unless `--workers 0`: `--workers 1` (the default) already gets
+ *   graceful reload on SIGHUP, respawn, harakiri and max-requests recycling, which all need
+ *   a process that outlives the worker. `--workers 0` serves in this very process (no reload,
+ *   no recycling), for debuggers and for supervisors that want one process.
+ */
+import { accessSync, constants, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { isAbsolute, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { runMaster } from '../server/master.js';
+import { isWorker, runWorker } from '../server/worker.js';
+import type { LogFormat } from '../server/access-log.js';
+import {
+  KINDS,
+  loadApp,
+  splitSpecifier,
+  type AdapterRegistry,
+  type Kind,
+} from '../server/load-app.js';
+import { NgiError } from '../core/errors.js';
+import { parseListen, serve, type ListenAddress, type ServeOptions } from '../server/serve.js';
+
+interface Flag {
+  name: string;
+  type: 'string' | 'boolean';
+  multiple?: boolean;
+  short?: string;
+  value?: string;
+  default: string;
+  help: string;
+}
+
+/** Every flag, in the order `--help` lists them. */
+const FLAGS: Flag[] = [
+  {
+    name: 'http',
+    type: 'string',
+    value: '[host:]port',
+    default: 'off',
+    help: 'HTTP listener; host defaults to 127.0.0.1 (use 0.0.0.0:PORT for every interface)',
+  },
+  {
+    name: 'uwsgi',
+    type: 'string',
+    value: '[host:]port',
+    default: 'off',
+    help: 'uwsgi listener for nginx uwsgi_pass; host defaults to 127.0.0.1',
+  },
+  {
+    name: 'workers',
+    type: 'string',
+    value: 'N',
+    default: '1',
+    help: 'worker processes under a master; 0 serves in this process (no reload or recycling)',
+  },
+  {
+    name: 'processes',
+    type: 'string',
+    value: 'N',
+    default: '1',
+    help: 'same as --workers (uWSGI spelling)',
+  },
+  {
+    name: 'harakiri',
+    type: 'string',
+    value: 'S',
+    default: '0 (off)',
+    help: 'answer 504 to a request running longer than S seconds and recycle its worker',
+  },
+  {
+    name: 'max-requests',
+    type: 'string',
+    value: 'N',
+    default: '0 (off)',
+    help: 'recycle a worker gracefully after N requests',
+  },
+  {
+    name: 'static-map',
+    type: 'string',
+    multiple: true,
+    value: '/prefix=dir',
+    default: 'none',
+    help: 'serve files from dir under /prefix before the app (repeatable); missing files fall through',
+  },
+  {
+    name: 'buffer-size',
+    type: 'string',
+    value: 'BYTES',
+    default: '4096',
+    help: 'largest uwsgi vars block accepted (max 65535)',
+  },
+  {
+    name: 'limit-post',
+    type: 'string',
+    value: 'BYTES',
+    default: '0 (off)',
+    help: 'refuse (413) a request body declared larger than this',
+  },
+  {
+    name: 'socket-timeout',
+    type: 'string',
+    value: 'S',
+    default: '30',
+    help: 'cut a request stalled this long on its peer (a body that stops coming, a response not read)',
+  },
+  {
+    name: 'log-format',
+    type: 'string',
+    value: 'text|json|off',
+    default: 'text',
+    help: 'access log on stdout: a readable line, one JSON object, or nothing',
+  },
+  {
+    name: 'stats',
+    type: 'string',
+    value: '[host:]port',
+    default: 'off',
+    help: 'serve JSON figures (requests, in flight, statuses, workers, uptime)',
+  },
+  {
+    name: 'kind',
+    type: 'string',
+    value: 'KIND',
+    default: 'detect',
+    help: 'what the module exports: ngi|node|express|fastify|koa|hono|fetch',
+  },
+  {
+    name: 'grace',
+    type: 'string',
+    value: 'S',
+    default: '30',
+    help: 'how long a stop or reload waits for in-flight requests',
+  },
+  { name: 'help', type: 'boolean', short: 'h', default: 'false', help: 'show this help' },
+  { name: 'version', type: 'boolean', short: 'v', default: 'false', help: 'print the version' },
+];
+
+function helpText(): string {
+  const rows = FLAGS.map((flag) => {
+    const name = `${flag.short ? `-${flag.short}, ` : '    '}--${flag.name}${flag.value ? ' ' + flag.value : ''}`;
+    return `  ${name.padEnd(34)} ${flag.help} (default: ${flag.default})`;
+  });
+  return [
+    'Usage: ngi serve <module>[:export] [flags]',
+    '',
+    'Hosts an app module (an NGI app, Express, Fastify, Koa, Hono, a Fetch handler or a',
+    'plain (req, res) handler) over HTTP and/or uwsgi, with a master and worker processes.',
+    'Signals: SIGHUP reloads the workers gracefully; SIGTERM and SIGINT stop after in-flight',
+    'requests finish.',
+    '',
+    'Flags:',
+    ...rows,
+    '',
+    'Example: ngi serve app.js --http :8080 --uwsgi :3031 --workers 4',
+    '',
+  ].join('\n');
+}
+
+/** A command-line mistake: printed as one paragraph, exit code 2. */
+class UsageError extends Error {}
+
+interface Command {
+  specifier: string;
+  kind: Kind | undefined;
+  workers: number;
+  http: ListenAddress | undefined;
+  uwsgi: ListenAddress | undefined;
+  stats: ListenAddress | undefined;
+  serve: ServeOptions;
+}
+
+function parseCommandLine(argv: string[]): Command | 'help' | 'version' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: Object.fromEntries(
+        FLAGS.map((f) => [
+          f.name,
+          {
+            type: f.type,
+            ...(f.multiple ? { multiple: true } : {}),
+            ...(f.short ? { short: f.short } : {}),
+          },
+        ]),
+      ),
+    });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const values = parsed.values as Record<string, string | string[] | boolean | undefined>;
+  if (values.help) return 'help';
+  if (values.version) return 'version';
+  const [command, specifier, ...extra] = parsed.positionals;
+  if (command !== 'serve') {
+    throw new UsageError(
+      command === undefined ? 'no command given' : `unknown command ${JSON.stringify(command)}`,
+    );
+  }
+  if (specifier === undefined) throw new UsageError('no app module given');
+  if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+
+  const text = (name: string) => values[name] as string | undefined;
+  const number = (name: string, fallback: number, max = Number.MAX_SAFE_INTEGER): number => {
+    const raw = text(name);
+    if (raw === undefined) return fallback;
+    const value = Number(raw);
+    if (raw.trim() === '' || !Number.isFinite(value) || value < 0 || value > max) {
+      throw new UsageError(
+        `--${name} expects a number from 0 to ${max}, got ${JSON.stringify(raw)}`,
+      );
+    }
+    return value;
+  };
+  const integer = (name: string, fallback: number, max?: number): number => {
+    const value = number(name, fallback, max);
+    if (!Number.isInteger(value)) throw new UsageError(`--${name} expects a whole number`);
+    return value;
+  };
+  const address = (name: string): ListenAddress | undefined => {
+    const raw = text(name);
+    if (raw === undefined) return undefined;
+    try {
+      return parseListen(raw);
+    } catch (error) {
+      throw new UsageError(`--${name}: ${(error as Error).message}`);
+    }
+  };
+
+  const http = address('http');
+  const uwsgi = address('uwsgi');
+  if (http === undefined && uwsgi === undefined) {
+    throw new UsageError(
+      'nothing to listen on: give --http [host:]port and/or --uwsgi [host:]port',
+    );
+  }
+  const logFormat = text('log-format') ?? 'text';
+  if (!['text', 'json', 'off'].includes(logFormat)) {
+    throw new UsageError(
+      `--log-format expects text, json or off, got ${JSON.stringify(logFormat)}`,
+    );
+  }
+  const kind = text('kind');
+  if (kind !== undefined && !(KINDS as readonly string[]).includes(kind)) {
+    throw new UsageError(`--kind expects one of ${KINDS.join(', ')}, got ${JSON.stringify(kind)}`);
+  }
+  const staticMap = ((values['static-map'] as string[] | undefined) ?? []).map((entry) => {
+    const eq = entry.indexOf('=');
+    if (!entry.startsWith('/') || eq < 2 || eq === entry.length - 1) {
+      throw new UsageError(`--static-map expects /prefix=dir, got ${JSON.stringify(entry)}`);
+    }
+    return [entry.slice(0, eq), resolve(entry.slice(eq + 1))] as [string, string];
+  });
+  const bufferSize = integer('buffer-size', 4096, 65535);
+  if (bufferSize < 4) throw new UsageError('--buffer-size must be at least 4');
+  const workers =
+    text('workers') !== undefined || text('processes') === undefined
+      ? integer('workers', 1, 1024)
+      : integer('processes', 1, 1024);
+  return {
+    specifier,
+    kind: kind as Kind | undefined,
+    workers,
+    http,
+    uwsgi,
+    stats: address('stats'),
+    serve: {
+      http,
+      uwsgi,
+      staticMap,
+      harakiri: number('harakiri', 0),
+      maxRequests: integer('max-requests', 0),
+      limitPost: integer('limit-post', 0),
+      bufferSize,
+      socketTimeout: number('socket-timeout', 30),
+      logFormat: logFormat as LogFormat,
+      grace: number('grace', 30),
+    },
+  };
+}
+
+function version(): string {
+  for (const up of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(up, import.meta.url), 'utf8')) as {
+        name?: string;
+        version?: string;
+      };
+      if (pkg.name === 'ngi-gateway') return pkg.version ?? 'unknown';
+    } catch {
+      // not here: try one folder up (dist/src/cli/main.js)
+    }
+  }
+  return 'unknown';
+}
+
+/** Port 0 is resolved once, here, so every worker (and every respawn) listens on the same port. */
+async function resolvePort(address: ListenAddress | undefined): Promise<ListenAddress | undefined> {
+  if (address === undefined || address.port !== 0) return address;
+  return new Promise((done, fail) => {
+    const probe = createServer();
+    probe.once('error', fail);
+    probe.listen(0, address.host, () => {
+      const port = (probe.address() as { port: number }).port;
+      probe.close(() => done({ host: address.host, port }));
+    });
+  });
+}
+
+function checkModuleExists(specifier: string): void {
+  const { path } = splitSpecifier(specifier);
+  const full = isAbsolute(path) ? path : resolve(path);
+  try {
+    accessSync(full, constants.R_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw new NgiError(
+      'NGI_ERR_APP_LOAD',
+      code === 'ENOENT'
+        ? `cannot find the app module ${JSON.stringify(path)} (looked at ${full})`
+        : `cannot read the app module ${JSON.stringify(path)}: ${(error as Error).message}`,
+    );
+  }
+}
+
+/** What `main` needs from the program that runs it. */
+export interface MainContext {
+  /** The `fromX` adapters the app loader wraps each kind of module with. */
+  adapters: AdapterRegistry;
+}
+
+/**
+ * Runs `ngi <argv>`; resolves with the exit code, or `undefined` in a worker process (which
+ * keeps serving until its master stops it).
+ *
+ * @example
+ * process.exitCode = (await main(['serve', 'app.js', '--http', ':8080'], { adapters })) ?? 0;
+ */
+export async function main(argv: string[], context: MainContext): Promise<number | undefined> {
+  let command;
+  try {
+    command = parseCommandLine(argv);
+  } catch (error) {
+    process.stderr.write(
+      `ngi: ${(error as Error).message}. Usage: ngi serve <module>[:export] [flags]; run "ngi serve --help" for every flag.\n`,
+    );
+    return 2;
+  }
+  if (command === 'help') {
+    process.stdout.write(helpText());
+    return 0;
+  }
+  if (command === 'version') {
+    process.stdout.write(`ngi ${version()}\n`);
+    return 0;
+  }
+  const { specifier, kind } = command;
+  if (isWorker()) {
+    await runWorker(() => loadApp(specifier, { kind, adapters: context.adapters }), command.serve);
+    return undefined;
+  }
+  try {
+    checkModuleExists(specifier);
+    if (command.workers === 0) return await serveHere(command, context);
+    const [http, uwsgi] = [await resolvePort(command.http), await resolvePort(command.uwsgi)];
+    return await runMaster({
+      workers: command.workers,
+      http,
+      uwsgi,
+      stats: command.stats,
+      harakiri: command.serve.harakiri,
+      grace: command.serve.grace,
+    });
+  } catch (error) {
+    process.stderr.write(`ngi: ${(error as Error).message}\n`);
+    return 1;
+  }
+}
+
+/** `--workers 0`: serve in this process, stop on SIGTERM/SIGINT. */
+async function serveHere(command: Command, context: MainContext): Promise<number> {
+  const app = await loadApp(command.specifier, { kind: command.kind, adapters: context.adapters });
+  const handle = await serve(app, { ...command.serve, stats: command.stats });
+  const line = (what: string, a: ListenAddress | undefined) => {
+    if (a)
+      process.stderr.write(
+        `ngi: ${what} listening on ${a.host}:${a.port} (single process, pid ${process.pid})\n`,
+      );
+  };
+  line('http', handle.http);
+  line('uwsgi', handle.uwsgi);
+  line('stats', handle.stats);
+  process.on('SIGHUP', () => {
+    process.stderr.write('ngi: reload needs a master: run with --workers 1 or more\n');
+  });
+  return new Promise((done) => {
+    const stop = () => void handle.close().then(() => done(0));
+    process.once('SIGTERM', stop);
+    process.once('SIGINT', stop);
+  });
+}

@@ -1,0 +1,94 @@
+// Running a Fetch handler on an NGI environ: the `Request` it gets, and its `Response`
+// passed to `startResponse` (what `fromFetch` and `fromHono` do per request).
+import { STATUS_CODES } from 'node:http';
+import { NgiError, formatError } from '../core/errors.js';
+import type { App, Chunk, Environ, Headers as NgiHeaders } from '../core/types.js';
+import { inexpressible, requestFromEnviron } from './fetch-request.js';
+import { readBody } from './fetch-response-body.js';
+
+const EMPTY: never[] = [];
+
+/** A clear answer, and a log line, for a request the Fetch handler cannot be given. */
+function refuse(
+  environ: Environ,
+  startResponse: Parameters<App>[1],
+  status: 400 | 501 | 502,
+  message: string,
+  cause?: unknown,
+): string[] {
+  environ['ngi.errors'].write(
+    formatError(
+      new NgiError('NGI_ERR_UNSUPPORTED', message, { cause }),
+      `${environ.REQUEST_METHOD} ${environ.REQUEST_URI}`,
+    ),
+  );
+  const reason = STATUS_CODES[status]!;
+  startResponse(`${status} ${reason}`, [['Content-Type', 'text/plain; charset=utf-8']]);
+  return [`${status} ${reason}: ${message}\n`];
+}
+
+/**
+ * Calls a Fetch handler for one NGI request and answers with its Response (what `fromFetch`
+ * and `fromHono` do); `env` is passed as the handler's second argument.
+ *
+ * @example
+ * const app: App = (environ, startResponse) =>
+ *   callFetchHandler(worker.fetch, environ, startResponse, { KV: kv });
+ */
+export function callFetchHandler<Env>(
+  handler: (request: Request, env: Env) => Response | Promise<Response>,
+  environ: Environ,
+  startResponse: Parameters<App>[1],
+  env: Env,
+): Iterable<Chunk> | AsyncIterable<Chunk> | Promise<Iterable<Chunk> | AsyncIterable<Chunk>> {
+  const why = inexpressible(environ);
+  if (why !== undefined) return refuse(environ, startResponse, 501, why);
+  let request: Request;
+  try {
+    request = requestFromEnviron(environ);
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    return refuse(environ, startResponse, 400, `not expressible as a Fetch Request: ${message}`);
+  }
+  const result = handler(request, env);
+  if (typeof (result as Promise<Response>).then === 'function') {
+    return (result as Promise<Response>).then((r) => answer(r, environ, startResponse));
+  }
+  return answer(result as Response, environ, startResponse);
+}
+
+/** Passes a Response's status, headers (every `Set-Cookie`) and body to `startResponse`. */
+function answer(
+  response: Response,
+  environ: Environ,
+  startResponse: Parameters<App>[1],
+): Iterable<Chunk> | AsyncIterable<Chunk> | Promise<Iterable<Chunk> | AsyncIterable<Chunk>> {
+  if (
+    response === null ||
+    typeof response !== 'object' ||
+    typeof response.status !== 'number' ||
+    typeof response.headers !== 'object'
+  ) {
+    throw new NgiError('NGI_ERR_INVALID_BODY', `the Fetch handler returned ${typeof response}`);
+  }
+  const status = response.status;
+  if (status < 200 || status > 599) {
+    // `Response.error()` (status 0): the handler itself reports a network error.
+    return refuse(environ, startResponse, 502, `the Fetch handler answered a network error`);
+  }
+  const headers: NgiHeaders = [];
+  response.headers.forEach((value, name) => {
+    if (name !== 'set-cookie') headers.push([name, value]);
+  });
+  const cookies = response.headers.getSetCookie();
+  for (let i = 0; i < cookies.length; i++) headers.push(['set-cookie', cookies[i]!]);
+  const reason = response.statusText || STATUS_CODES[status] || 'Unknown';
+  startResponse(`${status} ${reason}`, headers);
+  const body = response.body;
+  if (body === null) return EMPTY;
+  if (environ.REQUEST_METHOD === 'HEAD') {
+    body.cancel().then(undefined, () => {});
+    return EMPTY;
+  }
+  return readBody(body.getReader());
+}

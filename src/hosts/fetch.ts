@@ -1,0 +1,361 @@
+// Hosting an NGI app on a Fetch runtime: the environ of a `Request`, and the sink that
+// turns an exchange into a `Response` (what `toFetch` and `toHono` run on).
+import { Readable } from 'node:stream';
+import { Exchange, RESOLVED, type ResponseSink } from '../core/exchange.js';
+import { LazySignal } from '../core/signal.js';
+import { decodePath, rawPathBelow, splitTarget } from '../core/url.js';
+import {
+  NGI_VERSION,
+  addHeader,
+  headerKey,
+  setServerAddress,
+  stderrStream,
+} from '../core/environ.js';
+import { NgiError, formatError } from '../core/errors.js';
+import type { App, Chunk, Environ, ErrorStream, Headers as NgiHeaders } from '../core/types.js';
+
+/** What the environ of a Fetch `Request` needs beyond the request itself. */
+export interface FetchEnvironOptions {
+  /** The mount point (`""` at the root); becomes `SCRIPT_NAME`. */
+  scriptName?: string;
+  /** The client address, when the runtime knows it. */
+  remoteAddress?: string;
+  errors?: ErrorStream;
+  /** `ngi.input`, when the runtime already holds the body as a Node stream. */
+  input?: Readable;
+  /**
+   * The request target as the client sent it, when the runtime has it (Node's `req.url` on
+   * `@hono/node-server`): `request.url` went through the URL parser, which resolved `..` and
+   * `%2e%2e` and re-escaped what it did not like.
+   */
+  requestUri?: string;
+}
+
+const EMPTY: never[] = [];
+
+/** The environ of a Fetch `Request`, in one pass over its headers. */
+export function environFromRequest(
+  request: Request,
+  options: FetchEnvironOptions,
+  abort: LazySignal,
+): Environ {
+  const url = request.url;
+  const https = url.startsWith('https:');
+  const authority = url.indexOf('//') + 2;
+  let pathStart = url.indexOf('/', authority);
+  if (pathStart === -1) pathStart = url.length;
+  const hash = url.indexOf('#', pathStart);
+  const requestUri =
+    options.requestUri ?? (url.slice(pathStart, hash === -1 ? url.length : hash) || '/');
+  const [rawPath, query] = splitTarget(requestUri);
+  const scriptName = options.scriptName ?? '';
+  const below = rawPathBelow(rawPath, scriptName);
+  const method = request.method;
+  let input: Readable | undefined;
+  const environ: Environ = {
+    REQUEST_METHOD: method,
+    SCRIPT_NAME: scriptName,
+    PATH_INFO: decodePath(below ?? rawPath),
+    QUERY_STRING: query,
+    SERVER_NAME: '',
+    SERVER_PORT: '',
+    SERVER_PROTOCOL: 'HTTP/1.1',
+    REMOTE_ADDR: options.remoteAddress ?? '',
+    REMOTE_PORT: '',
+    REQUEST_URI: requestUri,
+    'ngi.version': NGI_VERSION,
+    'ngi.url_scheme': https ? 'https' : 'http',
+    // Built when read: converting a web stream costs, most GETs never touch the input, and a
+    // stand-in Request (@hono/node-server's) builds a whole real Request when `body` is read.
+    get 'ngi.input'(): Readable {
+      if (input === undefined) {
+        if (options.input !== undefined) return (input = options.input);
+        const body = method === 'GET' || method === 'HEAD' ? null : request.body;
+        input = body === null ? Readable.from(EMPTY) : Readable.fromWeb(body as never);
+      }
+      return input;
+    },
+    'ngi.errors': options.errors ?? stderrStream,
+    'ngi.multiprocess': false,
+    'ngi.multithread': false,
+    'ngi.run_once': false,
+    get 'ngi.signal'(): AbortSignal {
+      return abort.signal;
+    },
+  };
+  if (https) environ.HTTPS = 'on';
+  request.headers.forEach((value, name) => {
+    // '' for a name with `_`: `X_Forwarded_For` must not pose as `X-Forwarded-For`.
+    const key = headerKey(name);
+    if (key !== '') addHeader(environ, key, value);
+  });
+  const host = url.slice(authority, pathStart);
+  environ.HTTP_HOST ??= host;
+  setServerAddress(environ, host, undefined, undefined, https);
+  return environ;
+}
+
+function toBytes(chunk: Chunk): Uint8Array {
+  return typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+}
+
+const BYTE_LENGTH = { highWaterMark: 16384, size: (chunk: Uint8Array) => chunk.byteLength };
+
+/** Header values a Fetch `Headers` takes as they are (the engine refused CR, LF and NUL). */
+const PLAIN_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
+
+/**
+ * The head as a plain record, when one can say it: no name twice (case aside) and every value
+ * one `Headers` keeps as is. Either way the Response means the same; a record is what
+ * @hono/node-server writes without building a `Headers` (slow on Node 20) at all.
+ */
+function plainHeaders(headers: NgiHeaders, addLength: number): Record<string, string> | undefined {
+  if (headers.length > 16) return undefined;
+  const record: Record<string, string> = {};
+  for (let i = 0; i < headers.length; i++) {
+    const name = headers[i]![0].toLowerCase();
+    const value = headers[i]![1];
+    // `__proto__` would set the record's prototype instead: leave such heads to `Headers`.
+    if (record[name] !== undefined || name === '__proto__' || !PLAIN_VALUE.test(value)) {
+      return undefined;
+    }
+    record[name] = value;
+  }
+  if (addLength >= 0) record['content-length'] = String(addLength);
+  return record;
+}
+
+/**
+ * Turns an exchange into a Fetch `Response`: resolved at head time, with a pull-based
+ * `ReadableStream` body, or with the bytes themselves when the engine knows the whole body.
+ */
+export class FetchSink implements ResponseSink {
+  exchange: Exchange | undefined = undefined;
+  readonly response: Promise<Response>;
+  headersSent = false;
+  closed = false;
+  private readonly environ: Environ;
+  private resolve!: (response: Response) => void;
+  private status = 0;
+  private statusText = '';
+  private headers: Headers | Record<string, string> | undefined = undefined;
+  /** Deferred mode: the engine announced the length, every chunk follows synchronously. */
+  private buffered: Uint8Array[] | undefined = undefined;
+  private controller: ReadableStreamDefaultController<Uint8Array> | undefined = undefined;
+  /** Nothing more reaches the client: a bodiless or substituted response. */
+  private discard = false;
+  private waiting: Promise<void> | undefined = undefined;
+  private wake: (() => void) | undefined = undefined;
+
+  constructor(environ: Environ) {
+    this.environ = environ;
+    this.response = new Promise((resolve) => (this.resolve = resolve));
+  }
+
+  head(code: number, reason: string, headers: NgiHeaders, addLength: number): void {
+    this.headersSent = true;
+    if (code < 200 || code > 599) {
+      return this.substitute(
+        `status ${code} cannot be expressed by a Fetch Response (only 200-599)`,
+      );
+    }
+    let fetchHeaders: Headers | Record<string, string> | undefined = plainHeaders(
+      headers,
+      addLength,
+    );
+    if (fetchHeaders === undefined) {
+      fetchHeaders = new Headers();
+      try {
+        for (let i = 0; i < headers.length; i++)
+          fetchHeaders.append(headers[i]![0], headers[i]![1]);
+      } catch (error) {
+        return this.substitute(`a header cannot be expressed by Fetch Headers`, error);
+      }
+      if (addLength >= 0) fetchHeaders.set('content-length', String(addLength));
+    }
+    this.status = code;
+    this.statusText = reason;
+    this.headers = fetchHeaders;
+    // No body to come (a declared `Content-Length: 0` too): a null body, or runtimes such as
+    // @hono/node-server add a `Content-Type` of their own to the empty stream.
+    if (
+      code === 204 ||
+      code === 304 ||
+      this.exchange?.bodiless === true ||
+      this.exchange?.declared === 0
+    ) {
+      this.discard = true;
+      this.resolve(this.build(null));
+    } else if (addLength >= 0) {
+      this.buffered = [];
+    } else {
+      this.resolve(this.build(this.stream()));
+    }
+  }
+
+  write(chunk: Chunk): boolean {
+    if (this.discard || this.closed) return true;
+    if (this.buffered !== undefined) {
+      this.buffered.push(toBytes(chunk));
+      return true;
+    }
+    const controller = this.controller!;
+    controller.enqueue(toBytes(chunk));
+    return (controller.desiredSize ?? 0) > 0;
+  }
+
+  end(chunk?: Chunk): void {
+    if (this.discard || this.closed) return;
+    const buffered = this.buffered;
+    if (buffered !== undefined) {
+      this.buffered = undefined;
+      // The fast path: the whole body in hand, no stream at all.
+      if (buffered.length === 0) this.resolve(this.build(chunk ?? null));
+      else {
+        if (chunk !== undefined) buffered.push(toBytes(chunk));
+        this.resolve(this.build(buffered.length === 1 ? buffered[0]! : Buffer.concat(buffered)));
+      }
+      return;
+    }
+    const controller = this.controller!;
+    if (chunk !== undefined && chunk.length > 0) controller.enqueue(toBytes(chunk));
+    controller.close();
+    this.closed = true;
+  }
+
+  drain(): Promise<void> {
+    if (this.closed || (this.controller?.desiredSize ?? 1) > 0) return RESOLVED;
+    return (this.waiting ??= new Promise((resolve) => (this.wake = resolve)));
+  }
+
+  abort(error: Error): void {
+    if (this.discard || this.closed) return;
+    if (this.controller === undefined) {
+      // Still deferred: the client must see a broken body, not a short complete one.
+      this.buffered = undefined;
+      this.resolve(this.build(this.stream()));
+    }
+    this.closed = true;
+    this.controller!.error(error);
+    this.onPull();
+  }
+
+  private stream(): ReadableStream<Uint8Array> {
+    return new ReadableStream<Uint8Array>(
+      {
+        start: (controller) => {
+          this.controller = controller;
+        },
+        pull: this.onPull,
+        cancel: () => {
+          if (this.closed) return;
+          this.closed = true;
+          this.onPull();
+          this.exchange?.abandon(new NgiError('NGI_ERR_CLIENT_GONE'));
+        },
+      },
+      BYTE_LENGTH,
+    );
+  }
+
+  private readonly onPull = (): void => {
+    const wake = this.wake;
+    this.waiting = undefined;
+    this.wake = undefined;
+    wake?.();
+  };
+
+  private build(body: Chunk | ReadableStream<Uint8Array> | null): Response {
+    // As bytes: a string body would make `Response` add `text/plain;charset=UTF-8` of its own.
+    if (typeof body === 'string') body = body === '' ? null : Buffer.from(body);
+    const init = { status: this.status, statusText: this.statusText, headers: this.headers };
+    try {
+      return new Response(body as ConstructorParameters<typeof Response>[0], init);
+    } catch {
+      // A reason phrase Fetch rejects (control characters) is not worth failing the response.
+      init.statusText = '';
+      return new Response(body as ConstructorParameters<typeof Response>[0], init);
+    }
+  }
+
+  /** Answers 502 in place of a response Fetch cannot carry, and says why in the log. */
+  private substitute(message: string, cause?: unknown): void {
+    const environ = this.environ;
+    environ['ngi.errors'].write(
+      formatError(
+        new NgiError('NGI_ERR_UNSUPPORTED', `${message}; answered 502 instead`, { cause }),
+        `${environ.REQUEST_METHOD} ${environ.REQUEST_URI}`,
+      ),
+    );
+    this.discard = true;
+    this.resolve(
+      new Response(`502 Bad Gateway: ${message}\n`, {
+        status: 502,
+        statusText: 'Bad Gateway',
+        headers: { 'content-type': 'text/plain; charset=utf-8' },
+      }),
+    );
+  }
+}
+
+/** What a Fetch runtime can tell about a request beyond the `Request` itself. */
+export interface FetchRequestOptions extends FetchEnvironOptions {
+  /**
+   * The Node response this request will be written to, when the runtime has one (as
+   * `@hono/node-server` gives in `c.env.outgoing`): its `close` before it finished means the
+   * client left. Watching it spares building `request.signal`, which costs more than the
+   * rest of a small request on such runtimes.
+   */
+  nodeResponse?: NodeResponseLike;
+}
+
+/** What `nodeResponse` needs of a Node `ServerResponse`. */
+export interface NodeResponseLike {
+  once(event: 'close', listener: () => void): unknown;
+  readonly writableFinished: boolean;
+}
+
+/**
+ * Serves one Fetch `Request` with an NGI app (what `toFetch` and `toHono` do per request).
+ * Never rejects: failures become a 500 (or a 502 for a response Fetch cannot express).
+ *
+ * @example
+ * const response = await serveFetchRequest(app, request, { scriptName: '/legacy' });
+ */
+export function serveFetchRequest(
+  app: App,
+  request: Request,
+  options: FetchRequestOptions = {},
+): Promise<Response> {
+  const abort = new LazySignal();
+  const environ = environFromRequest(request, options, abort);
+  return serveEnviron(app, environ, abort, options.nodeResponse ?? request.signal);
+}
+
+/**
+ * Runs an exchange for a ready environ and resolves with its Response; the client leaving
+ * (the Node response closing unfinished, or the request's signal) abandons it.
+ */
+export function serveEnviron(
+  app: App,
+  environ: Environ,
+  abort: LazySignal,
+  watch: NodeResponseLike | AbortSignal,
+): Promise<Response> {
+  const sink = new FetchSink(environ);
+  const exchange = new Exchange(environ, sink, abort);
+  sink.exchange = exchange;
+  if (!(watch instanceof AbortSignal)) {
+    watch.once('close', () => {
+      if (!watch.writableFinished) exchange.abandon(new NgiError('NGI_ERR_CLIENT_GONE'));
+    });
+  } else if (watch.aborted) {
+    abort.abort(watch.reason);
+  } else {
+    const onAbort = () => exchange.abandon(new NgiError('NGI_ERR_CLIENT_GONE'));
+    watch.addEventListener('abort', onAbort, { once: true });
+    exchange.onDone = () => watch.removeEventListener('abort', onAbort);
+  }
+  void exchange.run(app);
+  return sink.response;
+}

@@ -1,0 +1,164 @@
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import { Exchange, type ResponseSink } from '../core/exchange.js';
+import { environFromNode, type NodeEnvironOptions } from './node-environ.js';
+import { NgiError } from '../core/errors.js';
+import type { NodeOrigin } from '../core/node-origin.js';
+import { kNodeOrigin } from '../core/symbols.js';
+import { LazySignal } from '../core/signal.js';
+import type { App, Chunk, Headers, StartResponse } from '../core/types.js';
+
+const RESOLVED = Promise.resolve();
+
+/**
+ * Writes an exchange onto a Node `ServerResponse`, real or emulated; as the request's
+ * `NodeOrigin`, it decides whether a Node handler below may answer on `res` itself.
+ */
+export class NodeSink implements ResponseSink, NodeOrigin {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  exchange: Exchange | undefined = undefined;
+  private waiting: Promise<void> | undefined = undefined;
+  private wake: (() => void) | undefined = undefined;
+  private gone = false;
+  private onDrain: (() => void) | undefined = undefined;
+
+  constructor(req: IncomingMessage, res: ServerResponse) {
+    this.req = req;
+    this.res = res;
+  }
+
+  get headersSent(): boolean {
+    return this.res.headersSent;
+  }
+
+  get closed(): boolean {
+    return this.gone || this.res.destroyed;
+  }
+
+  head(code: number, reason: string, headers: Headers, addLength: number): void {
+    const res = this.res;
+    if (res.headersSent)
+      throw new NgiError(
+        'NGI_ERR_VALIDATION',
+        'the response head was already sent by someone else',
+      );
+    if (res.getHeaderNames().length === 0) {
+      // Fresh response: one flat array is Node's fastest path and keeps duplicates.
+      const flat: string[] = new Array(headers.length * 2 + (addLength >= 0 ? 2 : 0));
+      let n = 0;
+      for (let i = 0; i < headers.length; i++) {
+        const pair = headers[i]!;
+        flat[n++] = pair[0];
+        flat[n++] = pair[1];
+      }
+      if (addLength >= 0) {
+        flat[n++] = 'Content-Length';
+        flat[n++] = String(addLength);
+      }
+      res.writeHead(code, nodeReason(code, reason), flat);
+      return;
+    }
+    // Headers set upstream (CORS, helmet, ...) survive; the app's own replace same-named ones
+    // while its duplicates (Set-Cookie) are kept. Cookies add up instead, as a later
+    // `res.cookie()` adds to earlier ones in Express: each names its own cookie (a session).
+    for (let i = 0; i < headers.length; i++) {
+      const name = headers[i]![0];
+      if (name.length !== 10 || name.toLowerCase() !== 'set-cookie') res.removeHeader(name);
+    }
+    for (let i = 0; i < headers.length; i++) res.appendHeader(headers[i]![0], headers[i]![1]);
+    if (addLength >= 0) res.setHeader('Content-Length', addLength);
+    res.writeHead(code, nodeReason(code, reason));
+  }
+
+  handOff(startResponse: StartResponse, input: unknown): boolean {
+    const exchange = this.exchange;
+    return (
+      exchange !== undefined &&
+      exchange.startResponse === startResponse &&
+      // A body read upstream (kept or gone) is only in `ngi.input`: the handler needs that.
+      input === this.req &&
+      exchange.handOff()
+    );
+  }
+
+  fail(error: unknown): void {
+    this.exchange?.fail(error);
+  }
+
+  write(chunk: Chunk): boolean {
+    return this.res.write(chunk);
+  }
+
+  end(chunk?: Chunk): void {
+    if (chunk === undefined) this.res.end();
+    else this.res.end(chunk);
+  }
+
+  drain(): Promise<void> {
+    if (this.closed) return RESOLVED;
+    if (this.waiting === undefined) {
+      this.waiting = new Promise((resolve) => (this.wake = resolve));
+      // Made on the first backpressure only: most responses never wait.
+      this.res.once('drain', (this.onDrain ??= () => this.wakeDrain()));
+    }
+    return this.waiting;
+  }
+
+  abort(_error: Error): void {
+    this.gone = true;
+    this.res.destroy();
+    this.wakeDrain();
+  }
+
+  private wakeDrain(): void {
+    const wake = this.wake;
+    this.waiting = undefined;
+    this.wake = undefined;
+    wake?.();
+  }
+
+  /** `res` closed: if it never finished, the client went away. */
+  readonly onClose = (): void => {
+    if (!this.res.writableFinished) {
+      this.gone = true;
+      this.wakeDrain();
+      this.exchange?.abandon(new NgiError('NGI_ERR_CLIENT_GONE'));
+    } else this.exchange?.handOffDone();
+  };
+}
+
+/**
+ * The reason to give `writeHead`: none for the standard one (Node writes it from its own table
+ * and skips checking a string it did not get), the app's own otherwise.
+ */
+function nodeReason(code: number, reason: string): string | undefined {
+  return reason === '' || reason === STATUS_CODES[code] ? undefined : reason;
+}
+
+export interface NodeRequestOptions extends NodeEnvironOptions {
+  /** Connect-style fallback: called with the error instead of answering 500. */
+  next?: ((error?: unknown) => void) | undefined;
+  /** Called once the exchange is over (a framework middleware awaiting it, as Koa's do). */
+  onDone?: (() => void) | undefined;
+}
+
+/** Serves one Node request with an NGI app. Never throws; failures become responses. */
+export function serveNodeRequest(
+  app: App,
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: NodeRequestOptions,
+): Exchange {
+  const controller = new LazySignal();
+  const environ = environFromNode(req, options, controller);
+  const sink = new NodeSink(req, res);
+  const exchange = new Exchange(environ, sink, controller);
+  sink.exchange = exchange;
+  environ[kNodeOrigin] = sink;
+  if (options.next !== undefined) exchange.onFailure = options.next;
+  if (options.onDone !== undefined) exchange.onDone = options.onDone;
+  // `on`, not `once`: a response closes once, and `once` wraps every listener in a closure.
+  res.on('close', sink.onClose);
+  void exchange.run(app);
+  return exchange;
+}

@@ -1,0 +1,15 @@
+import type { RecycleReason } from './serve.js';
+import type { WorkerFigures } from './stats.js';
+
+/** Messages between the master and its workers (all tagged `ngi`). */
+export type WorkerMessage =
+  | { ngi: 'ready' }
+  | { ngi: 'fatal'; message: string }
+  | { ngi: 'recycle'; reason: RecycleReason }
+  | { ngi: 'beat' }
+  | { ngi: 'stats'; id: number; figures: WorkerFigures }
+  | { ngi: 'final'; figures: WorkerFigures };
+export type MasterMessage = { ngi: 'stop' } | { ngi: 'stats?'; id: number } | { ngi: 'bye' };
+
+/** The env var carrying the listeners, resolved by the master, to its workers. */
+export const LISTEN_ENV = 'NGI_WORKER_LISTEN';

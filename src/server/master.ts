@@ -1,0 +1,323 @@
+/*
+ * The process model, after uWSGI's master and workers.
+ *
+ * Why node:cluster rather than child_process.fork: with cluster the master owns the listening
+ * sockets and hands connections to the workers (round-robin on Linux, which spreads load
+ * evenly where the kernel's accept() would favour one busy process). A worker that stops
+ * listening simply leaves the rotation, so a reload or a recycle starts the new worker,
+ * waits until it listens, and only then asks the old one to stop: no connection is refused
+ * and no request fails. With fork we would have to pass socket handles around ourselves
+ * to get the same thing. (The master keeps a socket only while at least one worker listens
+ * on it: when the single worker of `--workers 1` crashes, the port is closed until its
+ * replacement is up.)
+ *
+ * The master never loads the app: a broken module fails in the first worker, which reports
+ * the error and exits, and the master prints it once and exits non-zero (no respawn loop).
+ * During a reload, a new worker that fails to load leaves the old ones serving.
+ */
+import cluster, { type Worker } from 'node:cluster';
+import type { Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { LISTEN_ENV, type MasterMessage, type WorkerMessage } from './ipc.js';
+import { createStatsServer, type ListenAddress } from './serve.js';
+import { statsDocument, type StatsDocument, type WorkerFigures } from './stats.js';
+
+/** Master settings (times in seconds). */
+export interface MasterOptions {
+  workers: number;
+  http?: ListenAddress;
+  uwsgi?: ListenAddress;
+  stats?: ListenAddress;
+  harakiri?: number;
+  grace?: number;
+  /** Informational lines (startup, respawns, reloads): stderr by default. */
+  log?: (line: string) => void;
+}
+
+interface Slot {
+  worker: Worker;
+  pid: number;
+  state: 'starting' | 'ready' | 'stopping';
+  bornAt: number;
+  beat: number;
+  /** The worker this one takes over from (reload, recycle), stopped once this one is ready. */
+  replaces: Slot | undefined;
+  replacedBy: Slot | undefined;
+  fatal: string | undefined;
+}
+
+/**
+ * Master side: forks the workers, announces the listeners, respawns dead workers with a
+ * backoff, replaces workers on SIGHUP or when they ask (harakiri, max requests), watches for
+ * blocked event loops, serves stats, and stops everything on SIGTERM/SIGINT. Resolves with
+ * the exit code once every worker is gone.
+ */
+export function runMaster(options: MasterOptions): Promise<number> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`ngi: ${line}\n`));
+  const grace = options.grace ?? 30;
+  const slots = new Set<Slot>();
+  const startedAt = Date.now();
+  const retired = { requests: 0, statuses: {} as Record<string, number>, harakiri: 0 };
+  const pendingStats = new Map<number, (figures: WorkerFigures) => void>();
+  let statsId = 0;
+  let announced = false;
+  let shuttingDown = false;
+  let exitCode = 0;
+  let crashes = 0;
+  let respawns = 0;
+  let reloads = 0;
+  let respawnTimer: NodeJS.Timeout | undefined;
+  let watchdog: NodeJS.Timeout | undefined;
+  let statsServer: HttpServer | undefined;
+  let statsAddress: ListenAddress | undefined;
+  const startWorkers = (): void => {
+    for (let i = 0; i < options.workers; i++) fork();
+  };
+  let finish: (code: number) => void = () => {};
+  const done = new Promise<number>((resolve) => (finish = resolve));
+
+  cluster.schedulingPolicy = cluster.SCHED_RR;
+  const env = { [LISTEN_ENV]: JSON.stringify({ http: options.http, uwsgi: options.uwsgi }) };
+
+  const fork = (replaces?: Slot): Slot => {
+    const worker = cluster.fork(env);
+    const slot: Slot = {
+      worker,
+      pid: worker.process.pid ?? 0,
+      state: 'starting',
+      bornAt: Date.now(),
+      beat: Date.now(),
+      replaces,
+      replacedBy: undefined,
+      fatal: undefined,
+    };
+    if (replaces !== undefined) replaces.replacedBy = slot;
+    slots.add(slot);
+    worker.on('message', (message: WorkerMessage) => onMessage(slot, message));
+    worker.on('exit', (code, signal) => onExit(slot, code, signal));
+    // An IPC error (worker gone mid-send) must not crash the master.
+    worker.on('error', () => {});
+    return slot;
+  };
+
+  const tell = (slot: Slot, message: MasterMessage): void => {
+    if (slot.worker.isConnected()) slot.worker.send(message, undefined, () => {});
+  };
+
+  const stopSlot = (slot: Slot): void => {
+    if (slot.state === 'stopping') return;
+    // A worker still starting may not listen for messages yet (they would be lost); it has
+    // no request to finish either, and its SIGTERM handler stops it gracefully if it is set.
+    if (slot.state === 'starting') slot.worker.process.kill('SIGTERM');
+    else tell(slot, { ngi: 'stop' });
+    slot.state = 'stopping';
+    // Past the grace period (and a little for the exit itself) the worker is killed.
+    setTimeout(() => slot.worker.process.kill('SIGKILL'), (grace + 5) * 1000).unref();
+  };
+
+  const announce = (): void => {
+    announced = true;
+    const count = `${options.workers} worker${options.workers === 1 ? '' : 's'}`;
+    if (options.http)
+      log(`http listening on ${format(options.http)} (${count}, master pid ${process.pid})`);
+    if (options.uwsgi)
+      log(`uwsgi listening on ${format(options.uwsgi)} (${count}, master pid ${process.pid})`);
+    if (statsAddress) log(`stats listening on ${format(statsAddress)}`);
+  };
+
+  const onMessage = (slot: Slot, message: WorkerMessage): void => {
+    switch (message?.ngi) {
+      case 'ready':
+        if (slot.state !== 'starting') return;
+        slot.state = 'ready';
+        slot.beat = Date.now();
+        if (slot.replaces !== undefined) {
+          stopSlot(slot.replaces);
+          slot.replaces = undefined;
+        }
+        if (shuttingDown) stopSlot(slot);
+        else if (!announced && countReady() >= options.workers) announce();
+        return;
+      case 'fatal':
+        slot.fatal = message.message;
+        return;
+      case 'recycle':
+        if (shuttingDown || slot.state !== 'ready' || slot.replacedBy !== undefined) return;
+        log(`worker ${slot.pid} recycled (${message.reason})`);
+        fork(slot);
+        return;
+      case 'beat':
+        slot.beat = Date.now();
+        return;
+      case 'stats':
+        pendingStats.get(message.id)?.(message.figures);
+        return;
+      case 'final':
+        tell(slot, { ngi: 'bye' });
+        retired.requests += message.figures.requests;
+        retired.harakiri += message.figures.harakiri;
+        for (const [code, count] of Object.entries(message.figures.statuses)) {
+          retired.statuses[code] = (retired.statuses[code] ?? 0) + count;
+        }
+        return;
+    }
+  };
+
+  const countReady = (): number => {
+    let n = 0;
+    for (const slot of slots) if (slot.state === 'ready') n++;
+    return n;
+  };
+
+  const onExit = (slot: Slot, code: number | null, signal: string | null): void => {
+    slots.delete(slot);
+    const how = signal ? `signal ${signal}` : `code ${code}`;
+    if (shuttingDown) {
+      if (slots.size === 0) void finishAll();
+      return;
+    }
+    if (slot.state === 'stopping') return;
+    if (!announced) {
+      // A worker that cannot start at all will not start on retry either: stop, loudly.
+      process.stderr.write(
+        slot.fatal !== undefined
+          ? `ngi: ${slot.fatal}\n`
+          : `ngi: worker ${slot.pid} exited (${how}) before it was ready\n`,
+      );
+      exitCode = 1;
+      shutdown();
+      return;
+    }
+    const old = slot.replaces;
+    if (old !== undefined) {
+      old.replacedBy = undefined;
+      log(
+        `new worker ${slot.pid} failed to start (${slot.fatal ?? how}); worker ${old.pid} keeps serving`,
+      );
+      return;
+    }
+    if (slot.replacedBy !== undefined) {
+      log(`worker ${slot.pid} exited (${how}) while being replaced`);
+      return;
+    }
+    crashes = Date.now() - slot.bornAt > 10_000 ? 1 : crashes + 1;
+    // Exponential backoff: an app that dies on every request must not fork-bomb the host.
+    const delay = crashes <= 1 ? 0 : Math.min(100 * 2 ** (crashes - 2), 10_000);
+    log(
+      `worker ${slot.pid} died (${how})${slot.fatal ? `: ${slot.fatal}` : ''}; respawning in ${delay}ms`,
+    );
+    respawnTimer = setTimeout(() => {
+      respawnTimer = undefined;
+      if (shuttingDown) return;
+      respawns++;
+      fork();
+    }, delay);
+  };
+
+  const reload = (): void => {
+    if (shuttingDown) return;
+    reloads++;
+    const current = [...slots].filter((s) => s.state === 'ready' && s.replacedBy === undefined);
+    log(`reload: starting ${current.length} new worker(s)`);
+    for (const slot of current) fork(slot);
+  };
+
+  const shutdown = (): void => {
+    if (shuttingDown) {
+      // Asked twice: no more waiting.
+      for (const slot of slots) slot.worker.process.kill('SIGKILL');
+      return;
+    }
+    shuttingDown = true;
+    if (respawnTimer !== undefined) clearTimeout(respawnTimer);
+    if (watchdog !== undefined) clearInterval(watchdog);
+    statsServer?.close();
+    statsServer?.closeAllConnections();
+    for (const slot of slots) stopSlot(slot);
+    if (slots.size === 0) void finishAll();
+  };
+
+  const finishAll = async (): Promise<void> => {
+    process.off('SIGHUP', reload);
+    process.off('SIGTERM', shutdown);
+    process.off('SIGINT', shutdown);
+    finish(exitCode);
+  };
+
+  const gatherStats = async (): Promise<StatsDocument> => {
+    const live = [...slots].filter((s) => s.state !== 'starting');
+    const figures = await Promise.all(
+      live.map(
+        (slot) =>
+          new Promise<(WorkerFigures & Record<string, unknown>) | undefined>((resolve) => {
+            const id = ++statsId;
+            const timer = setTimeout(() => {
+              pendingStats.delete(id);
+              resolve(undefined);
+            }, 1000);
+            pendingStats.set(id, (f) => {
+              clearTimeout(timer);
+              pendingStats.delete(id);
+              resolve({ ...f, id: slot.worker.id, state: slot.state });
+            });
+            tell(slot, { ngi: 'stats?', id });
+          }),
+      ),
+    );
+    return {
+      ...statsDocument(
+        startedAt,
+        figures.filter((f) => f !== undefined),
+        retired,
+      ),
+      respawns,
+      reloads,
+    } as StatsDocument;
+  };
+
+  process.on('SIGHUP', reload);
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+
+  if (options.harakiri) {
+    const limit = (options.harakiri + 3) * 1000;
+    watchdog = setInterval(() => {
+      const now = Date.now();
+      for (const slot of slots) {
+        if (slot.state === 'ready' && now - slot.beat > limit) {
+          log(
+            `harakiri: worker ${slot.pid} blocked for ${Math.round((now - slot.beat) / 1000)}s; killing it`,
+          );
+          slot.beat = now;
+          // Out of the rotation first (the master drops its handles at once): a connection
+          // handed to a process about to die would be lost without an answer.
+          slot.worker.disconnect();
+          slot.worker.process.kill('SIGKILL');
+        }
+      }
+    }, 1000);
+  }
+
+  if (options.stats !== undefined) {
+    statsServer = createStatsServer(gatherStats);
+    statsServer.once('error', (error) => {
+      process.stderr.write(
+        `ngi: cannot listen for stats on ${format(options.stats!)}: ${error.message}\n`,
+      );
+      exitCode = 1;
+      shutdown();
+    });
+    statsServer.listen(options.stats.port, options.stats.host, () => {
+      const info = statsServer!.address() as AddressInfo;
+      statsAddress = { host: info.address, port: info.port };
+      startWorkers();
+    });
+  } else startWorkers();
+  return done;
+}
+
+function format(address: ListenAddress): string {
+  return address.host.includes(':')
+    ? `[${address.host}]:${address.port}`
+    : `${address.host}:${address.port}`;
+}

@@ -1,0 +1,337 @@
+import type { Server as HttpServer } from 'node:http';
+import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Exchange } from '../core/exchange.js';
+import type { ExchangeOutcome } from './listener.js';
+import { Counters, statsDocument, type StatsDocument, type WorkerFigures } from './stats.js';
+import { createAccessLog, type LogFormat, type LogStream } from './access-log.js';
+import { stderrStream } from '../core/environ.js';
+import { NgiError } from '../core/errors.js';
+import { createHttpServer, drainHttpServer } from './http-listener.js';
+import type { App, Environ, ErrorStream, StartResponse } from '../core/types.js';
+
+/** A listening address as given: `{ host, port }` or just a port (host 127.0.0.1). */
+export type ListenSpec = { host?: string; port: number } | number;
+
+/** Where a listener actually listens (port 0 resolved). */
+export interface ListenAddress {
+  host: string;
+  port: number;
+}
+
+/** Why a serving process asks to be replaced. */
+export type RecycleReason = 'harakiri' | 'max-requests' | 'uncaught-exception';
+
+/** Options of `serve()`; times in seconds and sizes in bytes, as on the command line. */
+export interface ServeOptions {
+  /** HTTP listener. Host defaults to 127.0.0.1: say `0.0.0.0` to be reachable from outside. */
+  http?: ListenSpec;
+  /** uwsgi listener for nginx `uwsgi_pass` (host 127.0.0.1 by default: an internal interface). */
+  uwsgi?: ListenSpec;
+  /** A listener that answers every request with the stats JSON. */
+  stats?: ListenSpec;
+  /** URL prefix → folder, served before the app; a missing file falls through to the app. */
+  staticMap?: Record<string, string> | Array<[prefix: string, dir: string]>;
+  /** A request running longer is answered 504 and the process asks to be recycled (0 = off). */
+  harakiri?: number;
+  /** After this many requests the process asks to be recycled (0 = never). */
+  maxRequests?: number;
+  /** Largest request body by its declared length (0 = no limit). */
+  limitPost?: number;
+  /** uwsgi: largest vars block (default 4096, max 65535). */
+  bufferSize?: number;
+  /** A connection idle this long mid-request is closed (default 30). */
+  socketTimeout?: number;
+  /** Access log format (default `text`). */
+  logFormat?: LogFormat;
+  /** Where access lines go (default stdout). */
+  accessLog?: LogStream;
+  /** Where errors go, and `ngi.errors` (default stderr). */
+  errors?: ErrorStream;
+  /** How long `close()` waits for in-flight requests before cutting them (default 30). */
+  grace?: number;
+  /** `ngi.multiprocess` (set by the worker processes of `ngi serve`). */
+  multiprocess?: boolean;
+  /**
+   * Called once when this process should be replaced (after a harakiri, or `maxRequests`).
+   * `ngi serve`'s workers pass it to their master; without it the process keeps serving.
+   */
+  onRecycle?: (reason: RecycleReason) => void;
+}
+
+/** A running server. */
+export interface ServerHandle {
+  /** Where the HTTP listener listens, if any. */
+  readonly http: ListenAddress | undefined;
+  readonly uwsgi: ListenAddress | undefined;
+  readonly stats: ListenAddress | undefined;
+  /** This process's counters. */
+  figures(): WorkerFigures;
+  /** Stops accepting, lets in-flight requests finish (up to `grace` seconds), then resolves. */
+  close(grace?: number): Promise<void>;
+}
+
+const kStaticOrigin = Symbol('ngi.staticOrigin');
+
+type StaticFiles = (dir: string, options?: { fallback?: App }) => App;
+
+/**
+ * Serves `app` in this process over HTTP and/or uwsgi, with access log, stats, harakiri and
+ * graceful close. `ngi serve` runs it in each worker.
+ *
+ * @example
+ * const server = await serve(app, { http: { port: 8080 }, uwsgi: 3031, harakiri: 30 });
+ * console.log(server.http); // { host: '127.0.0.1', port: 8080 }
+ * process.on('SIGTERM', () => void server.close());
+ */
+export async function serve(app: App, options: ServeOptions): Promise<ServerHandle> {
+  if (options.http === undefined && options.uwsgi === undefined) {
+    throw new TypeError('serve: give an http and/or a uwsgi listener');
+  }
+  const errors = options.errors ?? stderrStream;
+  const counters = new Counters();
+  const log = createAccessLog(options.logFormat ?? 'text', options.accessLog);
+  const harakiriMs = (options.harakiri ?? 0) * 1000;
+  const maxRequests = options.maxRequests ?? 0;
+  let recycling = false;
+  let seen = 0;
+  let drained: (() => void) | undefined;
+
+  const recycle = (reason: RecycleReason): void => {
+    if (recycling || options.onRecycle === undefined) return;
+    recycling = true;
+    options.onRecycle(reason);
+  };
+
+  const onExchange = (exchange: Exchange) => {
+    counters.begin();
+    const started = log !== undefined ? performance.now() : 0;
+    let timer: NodeJS.Timeout | undefined;
+    if (harakiriMs > 0) {
+      timer = setTimeout(() => {
+        counters.harakiri++;
+        exchange.expire(
+          new NgiError('NGI_ERR_TIMEOUT', `harakiri: still running after ${options.harakiri}s`),
+        );
+        recycle('harakiri');
+      }, harakiriMs);
+    }
+    if (maxRequests > 0 && ++seen >= maxRequests) recycle('max-requests');
+    return (outcome: ExchangeOutcome) => {
+      if (timer !== undefined) clearTimeout(timer);
+      counters.end(outcome.status);
+      if (log !== undefined) {
+        log({ environ: exchange.environ, outcome, ms: performance.now() - started });
+      }
+      if (drained !== undefined && counters.inFlight === 0) drained();
+    };
+  };
+
+  let served = app;
+  if (options.staticMap !== undefined) {
+    const entries = Array.isArray(options.staticMap)
+      ? options.staticMap
+      : Object.entries(options.staticMap);
+    if (entries.length > 0) served = withStaticMap(app, entries, await loadStaticFiles());
+  }
+
+  const listener = {
+    errors,
+    multiprocess: options.multiprocess ?? false,
+    onExchange,
+    limitPost: options.limitPost,
+    socketTimeout: options.socketTimeout,
+  };
+  const servers: NetServer[] = [];
+  let httpServer: HttpServer | undefined;
+  let uwsgiServer: NetServer | undefined;
+  let statsServer: HttpServer | undefined;
+  const uwsgiSockets = new Set<Socket>();
+  try {
+    if (options.http !== undefined) {
+      httpServer = createHttpServer(served, listener);
+      servers.push(httpServer);
+      await listen(httpServer, options.http, 'http');
+    }
+    if (options.uwsgi !== undefined) {
+      const { createUwsgiServer } = await import('./uwsgi-listener.js');
+      uwsgiServer = createUwsgiServer(served, { ...listener, bufferSize: options.bufferSize });
+      servers.push(uwsgiServer);
+      uwsgiServer.on('connection', (socket: Socket) => {
+        uwsgiSockets.add(socket);
+        socket.once('close', () => uwsgiSockets.delete(socket));
+      });
+      await listen(uwsgiServer, options.uwsgi, 'uwsgi');
+    }
+    if (options.stats !== undefined) {
+      const startedAt = counters.startedAt;
+      statsServer = createStatsServer(() => statsDocument(startedAt, [{ ...counters.figures() }]));
+      servers.push(statsServer);
+      await listen(statsServer, options.stats, 'stats');
+    }
+  } catch (error) {
+    for (const server of servers) server.close();
+    throw error;
+  }
+
+  let closing: Promise<void> | undefined;
+  const close = (grace = options.grace ?? 30): Promise<void> => {
+    closing ??= (async () => {
+      const ended = [httpServer, uwsgiServer].filter((s) => s !== undefined).map(whenClosed);
+      if (statsServer !== undefined) {
+        statsServer.close();
+        statsServer.closeAllConnections();
+      }
+      uwsgiServer?.close();
+      if (httpServer !== undefined) drainHttpServer(httpServer);
+      const idle = new Promise<void>((resolve) => {
+        if (counters.inFlight === 0) resolve();
+        else drained = resolve;
+      });
+      let timer: NodeJS.Timeout | undefined;
+      const cut = new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          if (counters.inFlight > 0) {
+            errors.write(
+              `ngi: ${counters.inFlight} request(s) still running after the ${grace}s grace period; cutting them\n`,
+            );
+          }
+          resolve();
+        }, grace * 1000);
+      });
+      await Promise.race([idle, cut]);
+      // Connections close by themselves: kept-alive HTTP ones on keepAliveTimeout, uwsgi ones
+      // after their response. One still open may carry a request still arriving: the grace
+      // period covers it.
+      await Promise.race([Promise.all(ended), cut]);
+      clearTimeout(timer);
+      httpServer?.closeAllConnections();
+      for (const socket of uwsgiSockets) socket.destroy();
+      await Promise.all(ended);
+    })();
+    return closing;
+  };
+
+  return {
+    http: addressOf(httpServer),
+    uwsgi: addressOf(uwsgiServer),
+    stats: addressOf(statsServer),
+    figures: () => counters.figures(),
+    close,
+  };
+}
+
+/**
+ * Parses `[host:]port` (`8080`, `:8080`, `0.0.0.0:8080`, `[::1]:8080`); the host defaults to
+ * 127.0.0.1, unlike uWSGI's `:8080` (all interfaces): exposing a port is asked for, not given.
+ *
+ * @example
+ * parseListen(':8080'); // { host: '127.0.0.1', port: 8080 }
+ */
+export function parseListen(text: string): ListenAddress {
+  const match = /^(?:(\[[0-9a-fA-F:.]+\]|[^:[\]]*):)?(\d{1,5})$/.exec(text.trim());
+  const port = match ? Number(match[2]) : NaN;
+  if (!match || port > 65535) {
+    throw new TypeError(`${JSON.stringify(text)} is not [host:]port (e.g. 8080 or 0.0.0.0:8080)`);
+  }
+  let host = match[1] ?? '';
+  if (host.startsWith('[')) host = host.slice(1, -1);
+  return { host: host === '' ? '127.0.0.1' : host, port };
+}
+
+function toAddress(spec: ListenSpec): ListenAddress {
+  if (typeof spec === 'number') return { host: '127.0.0.1', port: spec };
+  return { host: spec.host ?? '127.0.0.1', port: spec.port };
+}
+
+function listen(server: NetServer, spec: ListenSpec, what: string): Promise<void> {
+  const { host, port } = toAddress(spec);
+  return new Promise((resolve, reject) => {
+    const fail = (error: Error) =>
+      reject(
+        new Error(`cannot listen for ${what} on ${host}:${port}: ${error.message}`, {
+          cause: error,
+        }),
+      );
+    server.once('error', fail);
+    server.listen(port, host, () => {
+      server.off('error', fail);
+      resolve();
+    });
+  });
+}
+
+function addressOf(server: NetServer | undefined): ListenAddress | undefined {
+  const info = server?.address() as AddressInfo | null | undefined;
+  return info ? { host: info.address, port: info.port } : undefined;
+}
+
+function whenClosed(server: NetServer): Promise<void> {
+  return new Promise((resolve) => server.once('close', () => resolve()));
+}
+
+/**
+ * A tiny HTTP server answering every request with the stats document as JSON; `ngi serve`'s
+ * master gathers the workers' figures before answering.
+ *
+ * @example
+ * createStatsServer(() => statsDocument(startedAt, [{ ...counters.figures() }])).listen(9191);
+ */
+export function createStatsServer(
+  document: () => StatsDocument | Promise<StatsDocument>,
+): HttpServer {
+  const server = createHttpServer(async (_environ, startResponse) => {
+    const body = JSON.stringify(await document(), null, 2) + '\n';
+    startResponse('200 OK', [
+      ['Content-Type', 'application/json'],
+      ['Cache-Control', 'no-store'],
+    ]);
+    return [body];
+  });
+  return server;
+}
+
+async function loadStaticFiles(): Promise<StaticFiles> {
+  // Imported on first use only: servers without a static map never load `send`.
+  return (await import('../middleware/static.js')).staticFiles;
+}
+
+/**
+ * uWSGI's `--static-map`: a request under a mapped prefix is served from the folder; a file
+ * that is not there falls through to the app with the environ as it arrived.
+ */
+function withStaticMap(app: App, entries: Array<[string, string]>, staticFiles: StaticFiles): App {
+  const fallback: App = (environ, startResponse) => {
+    const origin = environ[kStaticOrigin] as [string, string] | undefined;
+    if (origin !== undefined) {
+      environ.SCRIPT_NAME = origin[0];
+      environ.PATH_INFO = origin[1];
+      environ[kStaticOrigin] = undefined;
+    }
+    return app(environ, startResponse);
+  };
+  const table = entries.map(([prefix, dir]) => {
+    if (!prefix.startsWith('/')) {
+      throw new TypeError(`static map prefix ${JSON.stringify(prefix)} must start with "/"`);
+    }
+    const trimmed = prefix.replace(/\/+$/, '');
+    return { prefix: trimmed, files: staticFiles(dir, { fallback }) };
+  });
+  table.sort((a, b) => b.prefix.length - a.prefix.length);
+  return (environ: Environ, startResponse: StartResponse) => {
+    const path = environ.PATH_INFO;
+    for (let i = 0; i < table.length; i++) {
+      const { prefix, files } = table[i]!;
+      if (
+        path.startsWith(prefix) &&
+        (path.length === prefix.length || path.charCodeAt(prefix.length) === 47)
+      ) {
+        environ[kStaticOrigin] = [environ.SCRIPT_NAME, path];
+        environ.SCRIPT_NAME += prefix;
+        environ.PATH_INFO = path.slice(prefix.length);
+        return files(environ, startResponse);
+      }
+    }
+    return app(environ, startResponse);
+  };
+}

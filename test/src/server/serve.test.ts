@@ -1,0 +1,203 @@
+import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { after, describe, it } from 'node:test';
+import { defineApp } from '../../../src/core/define-app.js';
+import {
+  serve,
+  parseListen,
+  type ServeOptions,
+  type ServerHandle,
+} from '../../../src/server/serve.js';
+import { encodeUwsgiPacket } from '../../../src/protocol/uwsgi-packet.js';
+import { parseHttpResponse, sendRaw } from '../../helpers/uwsgi-client.js';
+
+const handles: ServerHandle[] = [];
+after(async () => {
+  await Promise.all(handles.map((h) => h.close(0)));
+});
+
+/** Resolved by the app when `/slow` arrives; `/slow?ms=N` waits N ms before answering. */
+let slowArrived = () => {};
+const app = defineApp(async (environ, startResponse) => {
+  if (environ.PATH_INFO === '/slow') {
+    slowArrived();
+    const ms = Number(new URLSearchParams(environ.QUERY_STRING).get('ms') ?? '300');
+    await new Promise((r) => setTimeout(r, ms));
+  }
+  startResponse('200 OK', [['Content-Type', 'text/plain']]);
+  return [`hello ${environ.PATH_INFO}`];
+});
+
+const quiet = { write() {} };
+const lines: string[] = [];
+const capture = { write: (line: string) => lines.push(line) };
+
+async function start(options: ServeOptions): Promise<ServerHandle> {
+  const handle = await serve(app, { logFormat: 'off', errors: quiet, ...options });
+  handles.push(handle);
+  return handle;
+}
+
+function get(
+  port: number,
+  path: string,
+): Promise<{ status: number; body: string; connection?: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode!, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const arrival = () => new Promise<void>((resolve) => (slowArrived = resolve));
+
+describe('serve()', () => {
+  it('serves over HTTP on a free port and reports the real address', async () => {
+    const handle = await start({ http: 0 });
+    assert.equal(handle.http!.host, '127.0.0.1');
+    assert.notEqual(handle.http!.port, 0);
+    assert.equal(handle.uwsgi, undefined);
+    assert.deepEqual(await get(handle.http!.port, '/a'), { status: 200, body: 'hello /a' });
+  });
+
+  it('serves HTTP and uwsgi at once', async () => {
+    const handle = await start({ http: { port: 0 }, uwsgi: { host: '127.0.0.1', port: 0 } });
+    const packet = encodeUwsgiPacket([
+      ['REQUEST_METHOD', 'GET'],
+      ['REQUEST_URI', '/u'],
+      ['PATH_INFO', '/u'],
+      ['SERVER_PROTOCOL', 'HTTP/1.1'],
+    ]);
+    const { bytes } = await sendRaw(handle.uwsgi!.port, packet);
+    const reply = parseHttpResponse(bytes);
+    assert.match(reply.statusLine, /^HTTP\/1\.1 200/);
+    assert.equal(reply.body.toString(), 'hello /u');
+    assert.equal((await get(handle.http!.port, '/h')).body, 'hello /h');
+  });
+
+  it('refuses to start without a listener, and names the address it cannot bind', async () => {
+    await assert.rejects(serve(app, {}), /give an http and\/or a uwsgi listener/);
+    const taken = createServer();
+    await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+    const port = (taken.address() as { port: number }).port;
+    try {
+      await assert.rejects(
+        serve(app, { http: port }),
+        new RegExp(`cannot listen for http on 127.0.0.1:${port}`),
+      );
+    } finally {
+      taken.close();
+    }
+  });
+
+  it('writes a readable access line per request by default, quotes escaped', async () => {
+    lines.length = 0;
+    const handle = await start({ http: 0, logFormat: 'text', accessLog: capture });
+    await get(handle.http!.port, '/text?q="x"');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(lines.length, 1);
+    assert.match(
+      lines[0]!,
+      /^127\.0\.0\.1 \[\d{4}-\d\d-\d\dT[\d:.]+Z\] "GET \/text\?q=\\x22x\\x22 HTTP\/1\.1" 200 \d+ [\d.]+ms pid=\d+\n$/,
+    );
+  });
+
+  it('writes one JSON object per request with --log-format json', async () => {
+    lines.length = 0;
+    const handle = await start({ http: 0, logFormat: 'json', accessLog: capture });
+    await get(handle.http!.port, '/json');
+    await new Promise((r) => setImmediate(r));
+    const entry = JSON.parse(lines[0]!);
+    assert.equal(entry.method, 'GET');
+    assert.equal(entry.uri, '/json');
+    assert.equal(entry.status, 200);
+    assert.equal(entry.complete, true);
+    assert.equal(entry.pid, process.pid);
+    assert.equal(typeof entry.ms, 'number');
+  });
+
+  it('serves stats as JSON: requests, in flight, statuses, workers, uptime', async () => {
+    const handle = await start({ http: 0, stats: 0 });
+    await get(handle.http!.port, '/one');
+    await get(handle.http!.port, '/two');
+    const stats = JSON.parse((await get(handle.stats!.port, '/')).body);
+    assert.equal(stats.requests, 2);
+    assert.equal(stats.inFlight, 0);
+    assert.deepEqual(stats.statuses, { 200: 2 });
+    assert.equal(typeof stats.uptime, 'number');
+    assert.equal(stats.workers.length, 1);
+    assert.equal(stats.workers[0].pid, process.pid);
+  });
+
+  it('answers 504 to a request past harakiri and asks to be recycled', async () => {
+    const reasons: string[] = [];
+    const handle = await start({ http: 0, harakiri: 0.2, onRecycle: (r) => reasons.push(r) });
+    const reply = await get(handle.http!.port, '/slow?ms=2000');
+    assert.equal(reply.status, 504);
+    assert.deepEqual(reasons, ['harakiri']);
+    assert.equal(handle.figures().harakiri, 1);
+    assert.equal((await get(handle.http!.port, '/fine')).status, 200, 'still serving meanwhile');
+  });
+
+  it('asks to be recycled once after maxRequests, and keeps serving until replaced', async () => {
+    const reasons: string[] = [];
+    const handle = await start({ http: 0, maxRequests: 3, onRecycle: (r) => reasons.push(r) });
+    for (let i = 0; i < 5; i++) assert.equal((await get(handle.http!.port, '/')).status, 200);
+    assert.deepEqual(reasons, ['max-requests']);
+  });
+
+  it('refuses a body over limitPost with 413', async () => {
+    const handle = await start({ http: 0, limitPost: 4 });
+    const reply = await new Promise<number>((resolve, reject) => {
+      const req = request(
+        { host: '127.0.0.1', port: handle.http!.port, method: 'POST', path: '/', agent: false },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode!);
+        },
+      );
+      req.on('error', reject);
+      req.setHeader('Content-Length', '10');
+      req.end('0123456789');
+    });
+    assert.equal(reply, 413);
+  });
+
+  it('close() stops accepting and lets an in-flight request finish', async () => {
+    const handle = await start({ http: 0 });
+    const arrived = arrival();
+    const slow = get(handle.http!.port, '/slow?ms=300');
+    await arrived;
+    const closed = handle.close();
+    assert.deepEqual(await slow, { status: 200, body: 'hello /slow' });
+    await closed;
+    await assert.rejects(get(handle.http!.port, '/after'));
+  });
+
+  it('close() cuts a request that outlives the grace period', async () => {
+    const handle = await start({ http: 0 });
+    const arrived = arrival();
+    const slow = get(handle.http!.port, '/slow?ms=5000');
+    await arrived;
+    await handle.close(0.1);
+    await assert.rejects(slow, /socket hang up|ECONNRESET/);
+  });
+});
+
+describe('parseListen', () => {
+  it('reads [host:]port with 127.0.0.1 as the default host', () => {
+    assert.deepEqual(parseListen('8080'), { host: '127.0.0.1', port: 8080 });
+    assert.deepEqual(parseListen(':8080'), { host: '127.0.0.1', port: 8080 });
+    assert.deepEqual(parseListen('0.0.0.0:80'), { host: '0.0.0.0', port: 80 });
+    assert.deepEqual(parseListen('[::1]:3031'), { host: '::1', port: 3031 });
+    for (const bad of ['', 'localhost', '99999', 'a:b', '1.2.3.4:']) {
+      assert.throws(() => parseListen(bad), /is not \[host:\]port/);
+    }
+  });
+});
