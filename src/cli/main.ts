@@ -24,12 +24,11 @@ import {
   type Kind,
 } from '../server/load-app.js';
 import { NgiError } from '../core/errors.js';
+import { ConfigError } from './config-file.js';
+import { mergeSettings, type MergedSettings, type SettingKey, type Settings } from './settings.js';
 import { parseListen, serve, type ListenAddress, type ServeOptions } from '../server/serve.js';
 
-interface Flag {
-  name: string;
-  type: 'string' | 'boolean';
-  multiple?: boolean;
+interface Flag extends SettingKey {
   short?: string;
   value?: string;
   default: string;
@@ -44,6 +43,7 @@ const FLAGS: Flag[] = [
     value: '[host:]port',
     default: 'off',
     help: 'HTTP listener; host defaults to 127.0.0.1 (use 0.0.0.0:PORT for every interface)',
+    uwsgi: ['http-socket'],
   },
   {
     name: 'uwsgi',
@@ -51,6 +51,7 @@ const FLAGS: Flag[] = [
     value: '[host:]port',
     default: 'off',
     help: 'uwsgi listener for nginx uwsgi_pass; host defaults to 127.0.0.1',
+    uwsgi: ['socket', 'uwsgi-socket'],
   },
   {
     name: 'workers',
@@ -65,6 +66,7 @@ const FLAGS: Flag[] = [
     value: 'N',
     default: '1',
     help: 'same as --workers (uWSGI spelling)',
+    aliasOf: 'workers',
   },
   {
     name: 'harakiri',
@@ -137,9 +139,41 @@ const FLAGS: Flag[] = [
     default: '30',
     help: 'how long a stop or reload waits for in-flight requests',
   },
-  { name: 'help', type: 'boolean', short: 'h', default: 'false', help: 'show this help' },
-  { name: 'version', type: 'boolean', short: 'v', default: 'false', help: 'print the version' },
+  {
+    name: 'config',
+    type: 'string',
+    value: 'FILE',
+    default: 'none',
+    help: "settings from ngi.json, or an INI file's [uwsgi]/[ngi] sections (also NGI_CONFIG)",
+    cliOnly: true,
+  },
+  {
+    name: 'print-config',
+    type: 'boolean',
+    default: 'false',
+    help: 'print the effective settings and where each comes from, then exit',
+    cliOnly: true,
+  },
+  {
+    name: 'help',
+    type: 'boolean',
+    short: 'h',
+    default: 'false',
+    help: 'show this help',
+    cliOnly: true,
+  },
+  {
+    name: 'version',
+    type: 'boolean',
+    short: 'v',
+    default: 'false',
+    help: 'print the version',
+    cliOnly: true,
+  },
 ];
+
+/** The module to serve: the argument after `serve`, or `app` in a config file or NGI_APP. */
+const APP_KEY: SettingKey = { name: 'app', type: 'string' };
 
 function helpText(): string {
   const rows = FLAGS.map((flag) => {
@@ -153,6 +187,10 @@ function helpText(): string {
     'plain (req, res) handler) over HTTP and/or uwsgi, with a master and worker processes.',
     'Signals: SIGHUP reloads the workers gracefully; SIGTERM and SIGINT stop after in-flight',
     'requests finish.',
+    'Every flag can also come from a config file given with --config (ngi.json, or an INI',
+    'file with [ngi] and/or [uwsgi] sections: http=, socket=, processes=, ...) or from a',
+    'variable (NGI_HTTP=:8080, NGI_STATIC_MAP=/a=dir,/b=dir); flags win over variables,',
+    'variables over the file. The module can be app= in the file, or NGI_APP.',
     '',
     'Flags:',
     ...rows,
@@ -166,6 +204,8 @@ function helpText(): string {
 class UsageError extends Error {}
 
 interface Command {
+  /** Lines about the config file to print once (uWSGI options ignored). */
+  warnings: string[];
   specifier: string;
   kind: Kind | undefined;
   workers: number;
@@ -175,7 +215,7 @@ interface Command {
   serve: ServeOptions;
 }
 
-function parseCommandLine(argv: string[]): Command | 'help' | 'version' {
+function parseCommandLine(argv: string[]): Command | 'help' | 'version' | PrintConfig {
   let parsed;
   try {
     parsed = parseArgs({
@@ -196,33 +236,58 @@ function parseCommandLine(argv: string[]): Command | 'help' | 'version' {
   } catch (error) {
     throw new UsageError((error as Error).message);
   }
-  const values = parsed.values as Record<string, string | string[] | boolean | undefined>;
-  if (values.help) return 'help';
-  if (values.version) return 'version';
-  const [command, specifier, ...extra] = parsed.positionals;
+  const flags = parsed.values as Record<string, string | string[] | boolean | undefined>;
+  if (flags.help) return 'help';
+  if (flags.version) return 'version';
+  const [command, positional, ...extra] = parsed.positionals;
   if (command !== 'serve') {
     throw new UsageError(
       command === undefined ? 'no command given' : `unknown command ${JSON.stringify(command)}`,
     );
   }
-  if (specifier === undefined) throw new UsageError('no app module given');
   if (extra.length > 0) throw new UsageError(`unexpected argument ${JSON.stringify(extra[0])}`);
+  let merged;
+  try {
+    merged = mergeSettings({ flags, env: process.env, keys: [APP_KEY, ...FLAGS] });
+  } catch (error) {
+    if (error instanceof ConfigError) throw new UsageError(error.message);
+    throw error;
+  }
+  if (positional !== undefined) {
+    merged.settings.set('app', { value: positional, source: 'command line' });
+  }
+  if (flags['print-config']) return { print: merged };
+  return commandFrom(merged.settings, merged.warnings);
+}
 
-  const text = (name: string) => values[name] as string | undefined;
+/** `--print-config`: the merged settings, printed before they are checked. */
+interface PrintConfig {
+  print: MergedSettings;
+}
+
+/** Checks the merged settings and turns them into what `main` runs. */
+function commandFrom(settings: Settings, warnings: string[]): Command {
+  // Messages name the source of the value to fix: `--workers`, `NGI_WORKERS` or a file line.
+  const label = (name: string): string => settings.get(name)?.source ?? `--${name}`;
+  const text = (name: string) => settings.get(name)?.value as string | undefined;
+  const specifier = text('app');
+  if (specifier === undefined) {
+    throw new UsageError('no app module given (after "serve", or app= in the config file)');
+  }
   const number = (name: string, fallback: number, max = Number.MAX_SAFE_INTEGER): number => {
     const raw = text(name);
     if (raw === undefined) return fallback;
     const value = Number(raw);
     if (raw.trim() === '' || !Number.isFinite(value) || value < 0 || value > max) {
       throw new UsageError(
-        `--${name} expects a number from 0 to ${max}, got ${JSON.stringify(raw)}`,
+        `${label(name)} expects a number from 0 to ${max}, got ${JSON.stringify(raw)}`,
       );
     }
     return value;
   };
   const integer = (name: string, fallback: number, max?: number): number => {
     const value = number(name, fallback, max);
-    if (!Number.isInteger(value)) throw new UsageError(`--${name} expects a whole number`);
+    if (!Number.isInteger(value)) throw new UsageError(`${label(name)} expects a whole number`);
     return value;
   };
   const address = (name: string): ListenAddress | undefined => {
@@ -231,7 +296,7 @@ function parseCommandLine(argv: string[]): Command | 'help' | 'version' {
     try {
       return parseListen(raw);
     } catch (error) {
-      throw new UsageError(`--${name}: ${(error as Error).message}`);
+      throw new UsageError(`${label(name)}: ${(error as Error).message}`);
     }
   };
 
@@ -245,27 +310,31 @@ function parseCommandLine(argv: string[]): Command | 'help' | 'version' {
   const logFormat = text('log-format') ?? 'text';
   if (!['text', 'json', 'off'].includes(logFormat)) {
     throw new UsageError(
-      `--log-format expects text, json or off, got ${JSON.stringify(logFormat)}`,
+      `${label('log-format')} expects text, json or off, got ${JSON.stringify(logFormat)}`,
     );
   }
   const kind = text('kind');
   if (kind !== undefined && !(KINDS as readonly string[]).includes(kind)) {
-    throw new UsageError(`--kind expects one of ${KINDS.join(', ')}, got ${JSON.stringify(kind)}`);
+    throw new UsageError(
+      `${label('kind')} expects one of ${KINDS.join(', ')}, got ${JSON.stringify(kind)}`,
+    );
   }
-  const staticMap = ((values['static-map'] as string[] | undefined) ?? []).map((entry) => {
-    const eq = entry.indexOf('=');
-    if (!entry.startsWith('/') || eq < 2 || eq === entry.length - 1) {
-      throw new UsageError(`--static-map expects /prefix=dir, got ${JSON.stringify(entry)}`);
-    }
-    return [entry.slice(0, eq), resolve(entry.slice(eq + 1))] as [string, string];
-  });
+  const staticMap = ((settings.get('static-map')?.value as string[] | undefined) ?? []).map(
+    (entry) => {
+      const eq = entry.indexOf('=');
+      if (!entry.startsWith('/') || eq < 2 || eq === entry.length - 1) {
+        throw new UsageError(
+          `${label('static-map')} expects /prefix=dir, got ${JSON.stringify(entry)}`,
+        );
+      }
+      return [entry.slice(0, eq), resolve(entry.slice(eq + 1))] as [string, string];
+    },
+  );
   const bufferSize = integer('buffer-size', 4096, 65535);
-  if (bufferSize < 4) throw new UsageError('--buffer-size must be at least 4');
-  const workers =
-    text('workers') !== undefined || text('processes') === undefined
-      ? integer('workers', 1, 1024)
-      : integer('processes', 1, 1024);
+  if (bufferSize < 4) throw new UsageError(`${label('buffer-size')} must be at least 4`);
+  const workers = integer('workers', 1, 1024);
   return {
+    warnings,
     specifier,
     kind: kind as Kind | undefined,
     workers,
@@ -300,6 +369,34 @@ function version(): string {
     }
   }
   return 'unknown';
+}
+
+/**
+ * The effective settings as an INI file's `[ngi]` section (which `--config` reads back), each
+ * line saying where its value came from; settings left at their default are comments.
+ */
+function printedConfig({ settings, configFile }: MergedSettings): string {
+  const quote = (value: string): string =>
+    /^\s|\s$|[;#"]/.test(value) || value === '' ? JSON.stringify(value) : value;
+  const lines = [
+    '; ngi serve: the effective settings (flags > NGI_* variables > config file > defaults)',
+    ...(configFile !== undefined ? [`; config file: ${configFile}`] : []),
+    '[ngi]',
+  ];
+  for (const key of [APP_KEY, ...FLAGS]) {
+    if (key.cliOnly || key.aliasOf !== undefined) continue;
+    const setting = settings.get(key.name);
+    if (setting === undefined) {
+      const flag = key as Partial<Flag>;
+      lines.push(`; ${key.name} = ${flag.default ?? '(none)'} (default)`);
+      continue;
+    }
+    const values = Array.isArray(setting.value) ? setting.value : [setting.value];
+    for (const value of values) {
+      lines.push(`${key.name} = ${quote(String(value))} ; ${setting.source}`);
+    }
+  }
+  return lines.join('\n') + '\n';
 }
 
 /** Port 0 is resolved once, here, so every worker (and every respawn) listens on the same port. */
@@ -352,6 +449,9 @@ export async function main(argv: string[], context: MainContext): Promise<number
     process.stderr.write(
       `ngi: ${(error as Error).message}. Usage: ngi serve <module>[:export] [flags]; run "ngi serve --help" for every flag.\n`,
     );
+    // A worker re-reads the config file when it starts (a reload picks up its changes): one
+    // that no longer parses must exit, so the master keeps the old workers serving.
+    if (isWorker()) process.exit(2);
     return 2;
   }
   if (command === 'help') {
@@ -362,11 +462,23 @@ export async function main(argv: string[], context: MainContext): Promise<number
     process.stdout.write(`ngi ${version()}\n`);
     return 0;
   }
+  if ('print' in command) {
+    for (const warning of command.print.warnings) process.stderr.write(`ngi: ${warning}\n`);
+    process.stdout.write(printedConfig(command.print));
+    try {
+      commandFrom(command.print.settings, []);
+    } catch (error) {
+      process.stderr.write(`ngi: ${(error as Error).message}: ngi serve would not start.\n`);
+      return 2;
+    }
+    return 0;
+  }
   const { specifier, kind } = command;
   if (isWorker()) {
     await runWorker(() => loadApp(specifier, { kind, adapters: context.adapters }), command.serve);
     return undefined;
   }
+  for (const warning of command.warnings) process.stderr.write(`ngi: ${warning}\n`);
   try {
     checkModuleExists(specifier);
     if (command.workers === 0) return await serveHere(command, context);

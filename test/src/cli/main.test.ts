@@ -32,6 +32,8 @@ const FLAGS = [
   'stats',
   'kind',
   'grace',
+  'config',
+  'print-config',
   'help',
   'version',
 ];
@@ -43,11 +45,8 @@ describe('ngi CLI', () => {
     const help = proc.stdout();
     assert.match(help, /Usage: ngi serve <module>\[:export\] \[flags\]/);
     for (const flag of FLAGS) {
-      const line = help
-        .split('\n')
-        .find(
-          (l) => l.includes(`--${flag} `) || l.endsWith(`--${flag}`) || l.includes(`--${flag}  `),
-        );
+      // A flag's own row: indented, the flag first (prose may name flags too).
+      const line = help.split('\n').find((l) => new RegExp(`^\\s+(-\\w, )?--${flag}( |$)`).test(l));
       assert.ok(line, `--${flag} is listed`);
       assert.match(line, /\(default: [^)]+\)/, `--${flag} shows its default`);
     }
