@@ -26,7 +26,14 @@ import {
 import { NgiError } from '../core/errors.js';
 import { ConfigError } from './config-file.js';
 import { mergeSettings, type MergedSettings, type SettingKey, type Settings } from './settings.js';
-import { parseListen, serve, type ListenAddress, type ServeOptions } from '../server/serve.js';
+import {
+  formatListen,
+  parseListen,
+  serve,
+  type ListenAddress,
+  type ServeOptions,
+} from '../server/serve.js';
+import { claimUnixSocket, parseSocketMode } from '../server/unix-socket.js';
 
 interface Flag extends SettingKey {
   short?: string;
@@ -40,7 +47,7 @@ const FLAGS: Flag[] = [
   {
     name: 'http',
     type: 'string',
-    value: '[host:]port',
+    value: '[host:]port|unix:PATH',
     default: 'off',
     help: 'HTTP listener; host defaults to 127.0.0.1 (use 0.0.0.0:PORT for every interface)',
     uwsgi: ['http-socket'],
@@ -48,10 +55,17 @@ const FLAGS: Flag[] = [
   {
     name: 'uwsgi',
     type: 'string',
-    value: '[host:]port',
+    value: '[host:]port|unix:PATH',
     default: 'off',
     help: 'uwsgi listener for nginx uwsgi_pass; host defaults to 127.0.0.1',
     uwsgi: ['socket', 'uwsgi-socket'],
+  },
+  {
+    name: 'chmod-socket',
+    type: 'string',
+    value: 'MODE',
+    default: 'umask',
+    help: 'octal mode of the unix:PATH socket files (e.g. 660 for an nginx in their group)',
   },
   {
     name: 'workers',
@@ -121,7 +135,7 @@ const FLAGS: Flag[] = [
   {
     name: 'stats',
     type: 'string',
-    value: '[host:]port',
+    value: '[host:]port|unix:PATH',
     default: 'off',
     help: 'serve JSON figures (requests, in flight, statuses, workers, uptime)',
   },
@@ -196,6 +210,7 @@ function helpText(): string {
     ...rows,
     '',
     'Example: ngi serve app.js --http :8080 --uwsgi :3031 --workers 4',
+    '         ngi serve app.js --uwsgi unix:/run/app/uwsgi.sock --chmod-socket 660',
     '',
   ].join('\n');
 }
@@ -304,7 +319,7 @@ function commandFrom(settings: Settings, warnings: string[]): Command {
   const uwsgi = address('uwsgi');
   if (http === undefined && uwsgi === undefined) {
     throw new UsageError(
-      'nothing to listen on: give --http [host:]port and/or --uwsgi [host:]port',
+      'nothing to listen on: give --http and/or --uwsgi, each [host:]port or unix:PATH',
     );
   }
   const logFormat = text('log-format') ?? 'text';
@@ -330,6 +345,15 @@ function commandFrom(settings: Settings, warnings: string[]): Command {
       return [entry.slice(0, eq), resolve(entry.slice(eq + 1))] as [string, string];
     },
   );
+  const modeText = text('chmod-socket');
+  let chmodSocket: number | undefined;
+  if (modeText !== undefined) {
+    try {
+      chmodSocket = parseSocketMode(modeText);
+    } catch (error) {
+      throw new UsageError(`${label('chmod-socket')}: ${(error as Error).message}`);
+    }
+  }
   const bufferSize = integer('buffer-size', 4096, 65535);
   if (bufferSize < 4) throw new UsageError(`${label('buffer-size')} must be at least 4`);
   const workers = integer('workers', 1, 1024);
@@ -344,6 +368,7 @@ function commandFrom(settings: Settings, warnings: string[]): Command {
     serve: {
       http,
       uwsgi,
+      chmodSocket,
       staticMap,
       harakiri: number('harakiri', 0),
       maxRequests: integer('max-requests', 0),
@@ -401,7 +426,7 @@ function printedConfig({ settings, configFile }: MergedSettings): string {
 
 /** Port 0 is resolved once, here, so every worker (and every respawn) listens on the same port. */
 async function resolvePort(address: ListenAddress | undefined): Promise<ListenAddress | undefined> {
-  if (address === undefined || address.port !== 0) return address;
+  if (address === undefined || address.path !== undefined || address.port !== 0) return address;
   return new Promise((done, fail) => {
     const probe = createServer();
     probe.once('error', fail);
@@ -483,6 +508,15 @@ export async function main(argv: string[], context: MainContext): Promise<number
     checkModuleExists(specifier);
     if (command.workers === 0) return await serveHere(command, context);
     const [http, uwsgi] = [await resolvePort(command.http), await resolvePort(command.uwsgi)];
+    // The master claims the socket paths once (a stale file from a crashed run is removed, a
+    // live one is an error); cluster then binds them once for all workers.
+    for (const [what, address] of [
+      ['http', http],
+      ['uwsgi', uwsgi],
+      ['stats', command.stats],
+    ] as const) {
+      if (address?.path !== undefined) await claimSocket(what, address.path);
+    }
     return await runMaster({
       workers: command.workers,
       http,
@@ -497,6 +531,16 @@ export async function main(argv: string[], context: MainContext): Promise<number
   }
 }
 
+async function claimSocket(what: string, path: string): Promise<void> {
+  try {
+    await claimUnixSocket(path);
+  } catch (error) {
+    throw new Error(`cannot listen for ${what} on unix:${path}: ${(error as Error).message}`, {
+      cause: error,
+    });
+  }
+}
+
 /** `--workers 0`: serve in this process, stop on SIGTERM/SIGINT. */
 async function serveHere(command: Command, context: MainContext): Promise<number> {
   const app = await loadApp(command.specifier, { kind: command.kind, adapters: context.adapters });
@@ -504,7 +548,7 @@ async function serveHere(command: Command, context: MainContext): Promise<number
   const line = (what: string, a: ListenAddress | undefined) => {
     if (a)
       process.stderr.write(
-        `ngi: ${what} listening on ${a.host}:${a.port} (single process, pid ${process.pid})\n`,
+        `ngi: ${what} listening on ${formatListen(a)} (single process, pid ${process.pid})\n`,
       );
   };
   line('http', handle.http);

@@ -21,6 +21,7 @@ export const codes = {
   NGI_ERR_BODY_CONSUMED: 'the request body was already consumed upstream',
   NGI_ERR_UNSUPPORTED: 'the target cannot express this',
   NGI_ERR_APP_LOAD: 'the app module could not be loaded or recognised',
+  NGI_ERR_LISTEN: 'a listener could not be opened',
 } as const;
 
 export type ErrorCode = keyof typeof codes;

@@ -65,7 +65,7 @@ export function createAccessLog(
   if (format !== 'text') throw new TypeError(`unknown log format ${JSON.stringify(format)}`);
   return ({ environ, outcome, ms }) => {
     stream.write(
-      `${environ.REMOTE_ADDR} [${new Date().toISOString()}] "${environ.REQUEST_METHOD} ${escapeField(
+      `${environ.REMOTE_ADDR || '-'} [${new Date().toISOString()}] "${environ.REQUEST_METHOD} ${escapeField(
         environ.REQUEST_URI,
       )} ${environ.SERVER_PROTOCOL}" ${outcome.status} ${outcome.bytes} ${ms.toFixed(3)}ms pid=${pid}${
         outcome.complete ? '' : ' aborted'

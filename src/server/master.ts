@@ -19,7 +19,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { LISTEN_ENV, type MasterMessage, type WorkerMessage } from './ipc.js';
-import { createStatsServer, type ListenAddress } from './serve.js';
+import { createStatsServer, formatListen as format, type ListenAddress } from './serve.js';
 import { statsDocument, type StatsDocument, type WorkerFigures } from './stats.js';
 
 /** Master settings (times in seconds). */
@@ -307,17 +307,16 @@ export function runMaster(options: MasterOptions): Promise<number> {
       exitCode = 1;
       shutdown();
     });
-    statsServer.listen(options.stats.port, options.stats.host, () => {
-      const info = statsServer!.address() as AddressInfo;
-      statsAddress = { host: info.address, port: info.port };
+    const listening = () => {
+      const info = statsServer!.address() as AddressInfo | string;
+      statsAddress =
+        typeof info === 'string'
+          ? { host: '', port: 0, path: info }
+          : { host: info.address, port: info.port };
       startWorkers();
-    });
+    };
+    if (options.stats.path !== undefined) statsServer.listen(options.stats.path, listening);
+    else statsServer.listen(options.stats.port, options.stats.host, listening);
   } else startWorkers();
   return done;
-}
-
-function format(address: ListenAddress): string {
-  return address.host.includes(':')
-    ? `[${address.host}]:${address.port}`
-    : `${address.host}:${address.port}`;
 }

@@ -1,5 +1,7 @@
+import cluster from 'node:cluster';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
+import { resolve as resolvePath } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Exchange } from '../core/exchange.js';
 import type { ExchangeOutcome } from './listener.js';
@@ -8,15 +10,23 @@ import { createAccessLog, type LogFormat, type LogStream } from './access-log.js
 import { stderrStream } from '../core/environ.js';
 import { NgiError } from '../core/errors.js';
 import { createHttpServer, drainHttpServer } from './http-listener.js';
+import { chmodSocket, claimUnixSocket } from './unix-socket.js';
 import type { App, Environ, ErrorStream, StartResponse } from '../core/types.js';
 
-/** A listening address as given: `{ host, port }` or just a port (host 127.0.0.1). */
-export type ListenSpec = { host?: string; port: number } | number;
+/**
+ * A listening address as given: `{ host, port }`, just a port (host 127.0.0.1), or
+ * `{ path }` for a Unix domain socket.
+ */
+export type ListenSpec = { host?: string; port: number } | { path: string } | number;
 
-/** Where a listener actually listens (port 0 resolved). */
+/**
+ * Where a listener actually listens (port 0 resolved). A Unix socket has its `path`, with
+ * `host` `''` and `port` 0.
+ */
 export interface ListenAddress {
   host: string;
   port: number;
+  path?: string;
 }
 
 /** Why a serving process asks to be replaced. */
@@ -28,6 +38,11 @@ export interface ServeOptions {
   http?: ListenSpec;
   /** uwsgi listener for nginx `uwsgi_pass` (host 127.0.0.1 by default: an internal interface). */
   uwsgi?: ListenSpec;
+  /**
+   * Mode of the Unix socket files this process binds (uWSGI's `--chmod-socket`, e.g. `0o660`
+   * for an nginx in the socket's group); the umask decides when unset.
+   */
+  chmodSocket?: number;
   /** A listener that answers every request with the stats JSON. */
   stats?: ListenSpec;
   /** URL prefix → folder, served before the app; a missing file falls through to the app. */
@@ -82,6 +97,8 @@ type StaticFiles = (dir: string, options?: { fallback?: App }) => App;
  * @example
  * const server = await serve(app, { http: { port: 8080 }, uwsgi: 3031, harakiri: 30 });
  * console.log(server.http); // { host: '127.0.0.1', port: 8080 }
+ * // On a Unix socket nginx can reach (`uwsgi_pass unix:/run/ngi/app.sock`):
+ * await serve(app, { uwsgi: { path: '/run/ngi/app.sock' }, chmodSocket: 0o660 });
  * process.on('SIGTERM', () => void server.close());
  */
 export async function serve(app: App, options: ServeOptions): Promise<ServerHandle> {
@@ -151,7 +168,7 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
     if (options.http !== undefined) {
       httpServer = createHttpServer(served, listener);
       servers.push(httpServer);
-      await listen(httpServer, options.http, 'http');
+      await listen(httpServer, options.http, 'http', options.chmodSocket);
     }
     if (options.uwsgi !== undefined) {
       const { createUwsgiServer } = await import('./uwsgi-listener.js');
@@ -161,13 +178,13 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
         uwsgiSockets.add(socket);
         socket.once('close', () => uwsgiSockets.delete(socket));
       });
-      await listen(uwsgiServer, options.uwsgi, 'uwsgi');
+      await listen(uwsgiServer, options.uwsgi, 'uwsgi', options.chmodSocket);
     }
     if (options.stats !== undefined) {
       const startedAt = counters.startedAt;
       statsServer = createStatsServer(() => statsDocument(startedAt, [{ ...counters.figures() }]));
       servers.push(statsServer);
-      await listen(statsServer, options.stats, 'stats');
+      await listen(statsServer, options.stats, 'stats', options.chmodSocket);
     }
   } catch (error) {
     for (const server of servers) server.close();
@@ -222,47 +239,96 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
 }
 
 /**
- * Parses `[host:]port` (`8080`, `:8080`, `0.0.0.0:8080`, `[::1]:8080`); the host defaults to
- * 127.0.0.1, unlike uWSGI's `:8080` (all interfaces): exposing a port is asked for, not given.
+ * Parses `[host:]port` (`8080`, `:8080`, `0.0.0.0:8080`, `[::1]:8080`), or `unix:PATH` (or, as in
+ * uWSGI, a bare absolute path) for a Unix socket; the host
+ * defaults to 127.0.0.1, unlike uWSGI's `:8080` (all interfaces): exposing a port is asked
+ * for, not given. A relative Unix socket path is resolved against the working directory.
  *
  * @example
  * parseListen(':8080'); // { host: '127.0.0.1', port: 8080 }
+ * parseListen('unix:/run/app.sock'); // { host: '', port: 0, path: '/run/app.sock' }
  */
 export function parseListen(text: string): ListenAddress {
+  // uWSGI takes a bare absolute path (`socket = /run/app.sock` in its INI files) too.
+  if (text.startsWith('unix:') || text.startsWith('/')) {
+    const path = text.startsWith('/') ? text : text.slice(5);
+    if (path === '') throw new TypeError(`${JSON.stringify(text)} names no socket path`);
+    return { host: '', port: 0, path: resolvePath(path) };
+  }
   const match = /^(?:(\[[0-9a-fA-F:.]+\]|[^:[\]]*):)?(\d{1,5})$/.exec(text.trim());
   const port = match ? Number(match[2]) : NaN;
   if (!match || port > 65535) {
-    throw new TypeError(`${JSON.stringify(text)} is not [host:]port (e.g. 8080 or 0.0.0.0:8080)`);
+    throw new TypeError(
+      `${JSON.stringify(text)} is not [host:]port or unix:PATH (e.g. 8080, 0.0.0.0:8080, unix:/run/app.sock)`,
+    );
   }
   let host = match[1] ?? '';
   if (host.startsWith('[')) host = host.slice(1, -1);
   return { host: host === '' ? '127.0.0.1' : host, port };
 }
 
-function toAddress(spec: ListenSpec): ListenAddress {
-  if (typeof spec === 'number') return { host: '127.0.0.1', port: spec };
-  return { host: spec.host ?? '127.0.0.1', port: spec.port };
+/**
+ * The address as people write it: `127.0.0.1:8080`, `[::1]:8080`, `unix:/run/app.sock`.
+ *
+ * @example
+ * formatListen({ host: '::1', port: 8080 }); // '[::1]:8080'
+ */
+export function formatListen(address: ListenAddress): string {
+  if (address.path !== undefined) return `unix:${address.path}`;
+  return address.host.includes(':')
+    ? `[${address.host}]:${address.port}`
+    : `${address.host}:${address.port}`;
 }
 
-function listen(server: NetServer, spec: ListenSpec, what: string): Promise<void> {
-  const { host, port } = toAddress(spec);
-  return new Promise((resolve, reject) => {
+function toAddress(spec: ListenSpec): ListenAddress {
+  if (typeof spec === 'number') return { host: '127.0.0.1', port: spec };
+  if ('path' in spec && spec.path !== undefined) {
+    return { host: '', port: 0, path: resolvePath(spec.path) };
+  }
+  const tcp = spec as { host?: string; port: number };
+  return { host: tcp.host ?? '127.0.0.1', port: tcp.port };
+}
+
+async function listen(
+  server: NetServer,
+  spec: ListenSpec,
+  what: string,
+  mode: number | undefined,
+): Promise<void> {
+  const address = toAddress(spec);
+  const { path } = address;
+  // In a cluster worker the master binds the socket (and `ngi serve`'s master claimed the
+  // path before forking); every worker probing it would find the others' socket live.
+  if (path !== undefined && !cluster.isWorker) {
+    try {
+      await claimUnixSocket(path);
+    } catch (error) {
+      throw new Error(`cannot listen for ${what} on unix:${path}: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+  }
+  await new Promise<void>((resolve, reject) => {
     const fail = (error: Error) =>
       reject(
-        new Error(`cannot listen for ${what} on ${host}:${port}: ${error.message}`, {
+        new Error(`cannot listen for ${what} on ${formatListen(address)}: ${error.message}`, {
           cause: error,
         }),
       );
     server.once('error', fail);
-    server.listen(port, host, () => {
+    const done = () => {
       server.off('error', fail);
       resolve();
-    });
+    };
+    if (path !== undefined) server.listen(path, done);
+    else server.listen(address.port, address.host, done);
   });
+  if (path !== undefined && mode !== undefined) await chmodSocket(path, mode);
 }
 
 function addressOf(server: NetServer | undefined): ListenAddress | undefined {
-  const info = server?.address() as AddressInfo | null | undefined;
+  const info = server?.address() as AddressInfo | string | null | undefined;
+  if (typeof info === 'string') return { host: '', port: 0, path: info };
   return info ? { host: info.address, port: info.port } : undefined;
 }
 

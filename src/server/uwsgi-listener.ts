@@ -89,7 +89,10 @@ function handleUwsgiConnection(
   const timeoutMs = (options.socketTimeout ?? 30) * 1000;
   const parser = new UwsgiPacketParser(bufferSize);
   // Named only when something is logged: reading the peer's address is a system call.
-  const peer = () => `uwsgi ${socket.remoteAddress ?? '?'}:${socket.remotePort ?? '?'}`;
+  const peer = () =>
+    socket.remoteAddress === undefined
+      ? 'uwsgi peer on a unix socket'
+      : `uwsgi ${socket.remoteAddress}:${socket.remotePort ?? '?'}`;
   let body: UwsgiBody | undefined;
   let started = false;
   let waiting: { packet: UwsgiPacket; timer: NodeJS.Timeout } | undefined;

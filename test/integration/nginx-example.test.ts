@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { spawnCli, type CliProcess } from '../helpers/cli-process.js';
 import { freePort, startNginx, type RunningNginx } from '../helpers/nginx.js';
@@ -29,7 +31,7 @@ describe('examples/nginx/ngi.conf: nginx in front of two ngi serve processes', (
     const config = example
       .replace('server 127.0.0.1:3031;', `server 127.0.0.1:${ports[0]};`)
       .replace('server 127.0.0.1:3032;', `server 127.0.0.1:${ports[1]};`)
-      .replace('listen 8080;', `listen 127.0.0.1:${listen};`)
+      .replace('listen 127.0.0.1:8080;', `listen 127.0.0.1:${listen};`)
       .replace('include uwsgi_params;', 'include /etc/nginx/uwsgi_params;');
     nginx = await startNginx({ http: config, server: '' });
     origin = `http://127.0.0.1:${listen}`;
@@ -59,5 +61,60 @@ describe('examples/nginx/ngi.conf: nginx in front of two ngi serve processes', (
     const res = await fetch(`${origin}/no/such/route`);
     assert.equal(res.status, 404);
     assert.doesNotMatch(await res.text(), /nginx/);
+  });
+});
+
+const unixExample = readFileSync(
+  new URL('../../examples/nginx/ngi-unix.conf', import.meta.url),
+  'utf8',
+);
+
+describe('examples/nginx/ngi-unix.conf: nginx uwsgi_pass unix: to ngi serve --workers 2', () => {
+  let backend: CliProcess;
+  let nginx: RunningNginx;
+  let origin: string;
+  let dir: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'ngi-unix-example-'));
+    const socket = join(dir, 'app.sock');
+    backend = spawnCli([
+      'serve',
+      'examples/wrap-express/app.js',
+      '--uwsgi',
+      `unix:${socket}`,
+      '--chmod-socket',
+      '660',
+      '--workers',
+      '2',
+    ]);
+    await backend.waitFor(/uwsgi listening on unix:\S+app\.sock \(2 workers/);
+    const listen = await freePort();
+    const config = unixExample
+      .replace('server unix:/run/ngi/app.sock;', `server unix:${socket};`)
+      .replace('listen 127.0.0.1:8080;', `listen 127.0.0.1:${listen};`)
+      .replace('include uwsgi_params;', 'include /etc/nginx/uwsgi_params;');
+    nginx = await startNginx({ http: config, server: '' });
+    origin = `http://127.0.0.1:${listen}`;
+  });
+
+  after(async () => {
+    await nginx?.stop();
+    backend?.kill();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("answers through nginx, with the client's address and scheme from nginx's vars", async () => {
+    for (let i = 0; i < 6; i++) {
+      const res = await fetch(`${origin}/hello/you`);
+      assert.equal(res.status, 200, nginx.errorLog());
+      assert.deepEqual(await res.json(), { hello: 'you', ip: '127.0.0.1', protocol: 'http' });
+    }
+    const posted = await fetch(`${origin}/echo`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ over: 'unix' }),
+    });
+    assert.deepEqual(await posted.json(), { over: 'unix' });
   });
 });

@@ -25,6 +25,7 @@ const FLAGS = [
   'harakiri',
   'max-requests',
   'static-map',
+  'chmod-socket',
   'buffer-size',
   'limit-post',
   'socket-timeout',
