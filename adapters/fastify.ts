@@ -10,11 +10,18 @@ import { fromNodeHandler } from './node.js';
 export interface FastifyLike {
   ready(): PromiseLike<unknown>;
   routing(req: IncomingMessage, res: ServerResponse): void;
+  /** The instance's own (never listening) server, where `@fastify/websocket` takes upgrades. */
+  readonly server?: {
+    emit(event: string, ...args: unknown[]): boolean;
+    listenerCount(event: string): number;
+  };
 }
 
 /**
  * A Fastify instance as an NGI app: `ready()` first (plugins loaded, routes sealed), then
  * Fastify's own routing for every request, with its hooks, schemas and error handling.
+ * Upgrade requests go to the `'upgrade'` listeners of `fastify.server` when a plugin put one
+ * there (`@fastify/websocket` routes them through Fastify, hooks included).
  *
  * @example
  * const fastify = Fastify().get('/', async () => ({ hello: 'world' }));
@@ -22,7 +29,15 @@ export interface FastifyLike {
  */
 export async function fromFastify(fastify: FastifyLike): Promise<App> {
   await fastify.ready();
-  return fromNodeHandler((req, res) => fastify.routing(req, res));
+  const handler = (req: IncomingMessage, res: ServerResponse) => fastify.routing(req, res);
+  const server = fastify.server;
+  // A plugin (`@fastify/websocket`) listens for upgrades on the instance's server: carry them there.
+  if (server !== undefined && server.listenerCount('upgrade') > 0) {
+    return fromNodeHandler(handler, {
+      upgrade: (req, socket, head) => server.emit('upgrade', req, socket, head),
+    });
+  }
+  return fromNodeHandler(handler);
 }
 
 export interface ToFastifyOptions {

@@ -1,9 +1,23 @@
 import { serveNodeRequest, type NodeRequestOptions } from '../src/hosts/node.js';
+import { serveNodeUpgrade } from '../src/hosts/node-upgrade.js';
 import { kNgiApp, kFromNodeHandler, kToNodeHandler } from '../src/core/symbols.js';
 import type { App } from '../src/core/types.js';
-import { fromNodeHandler, type NodeHandler } from '../src/guests/node-handler.js';
+import {
+  fromNodeHandler,
+  type FromNodeHandlerOptions,
+  type NodeHandler,
+  type NodeUpgradeHandler,
+} from '../src/guests/node-handler.js';
+import { fromNodeServer, type NodeServerLike } from '../src/guests/node-server.js';
 
-export { fromNodeHandler, type NodeHandler };
+export {
+  fromNodeHandler,
+  fromNodeServer,
+  type FromNodeHandlerOptions,
+  type NodeHandler,
+  type NodeServerLike,
+  type NodeUpgradeHandler,
+};
 
 export type ToNodeHandlerOptions = Pick<NodeRequestOptions, 'errors' | 'multiprocess'>;
 
@@ -27,4 +41,24 @@ export function toNodeHandler(app: App, options: ToNodeHandlerOptions = {}): Nod
   };
   (handler as Tagged)[kToNodeHandler] = app;
   return handler;
+}
+
+/**
+ * An NGI app as a Node `'upgrade'` listener: the app sees the upgrade request like any other
+ * (an HTTP answer refuses it, and the connection closes after), and a Node upgrade listener
+ * inside it (`fromNodeServer`, `fromNodeHandler(h, { upgrade })`, mounted anywhere below)
+ * gets the raw connection.
+ *
+ * @example
+ * const server = createServer(toNodeHandler(app));
+ * server.on('upgrade', toNodeUpgradeHandler(app));
+ */
+export function toNodeUpgradeHandler(
+  app: App,
+  options: ToNodeHandlerOptions = {},
+): NodeUpgradeHandler {
+  const shared = { errors: options.errors, multiprocess: options.multiprocess };
+  return (req, socket, head) => {
+    serveNodeUpgrade(app, req, socket, head, shared);
+  };
 }

@@ -6,6 +6,7 @@ import type { AdapterRegistry } from '../src/server/load-app.js';
  */
 export const adapters: AdapterRegistry = {
   node: async (handler) => (await import('../adapters/node.js')).fromNodeHandler(handler),
+  server: async (server) => (await import('../adapters/node.js')).fromNodeServer(server),
   express: async (app) => (await import('../adapters/express.js')).fromExpress(app),
   fastify: async (fastify) => (await import('../adapters/fastify.js')).fromFastify(fastify),
   koa: async (app) => (await import('../adapters/koa.js')).fromKoa(app),

@@ -144,7 +144,7 @@ const FLAGS: Flag[] = [
     type: 'string',
     value: 'KIND',
     default: 'detect',
-    help: 'what the module exports: ngi|node|express|fastify|koa|hono|fetch',
+    help: 'what the module exports: ngi|node|server|express|fastify|koa|hono|fetch',
   },
   {
     name: 'grace',
@@ -197,8 +197,9 @@ function helpText(): string {
   return [
     'Usage: ngi serve <module>[:export] [flags]',
     '',
-    'Hosts an app module (an NGI app, Express, Fastify, Koa, Hono, a Fetch handler or a',
-    'plain (req, res) handler) over HTTP and/or uwsgi, with a master and worker processes.',
+    'Hosts an app module (an NGI app, Express, Fastify, Koa, Hono, a Fetch handler, a',
+    'plain (req, res) handler or an http.Server with its upgrade listeners: ws, socket.io)',
+    'over HTTP and/or uwsgi, with a master and worker processes.',
     'Signals: SIGHUP reloads the workers gracefully; SIGTERM and SIGINT stop after in-flight',
     'requests finish.',
     'Every flag can also come from a config file given with --config (ngi.json, or an INI',

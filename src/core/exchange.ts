@@ -98,6 +98,11 @@ export class Exchange {
   phase: Phase = Phase.Idle;
   /** Set by a host fast path that answers on the native response itself (see `handOff`). */
   handedOff = false;
+  /**
+   * Set when the connection switched protocols (a WebSocket, a raw upgrade): the request part
+   * is over, so no time limit applies; the exchange ends when the connection closes.
+   */
+  upgraded = false;
   code = 0;
   reason = '';
   headers: Headers = [];
@@ -456,7 +461,7 @@ export class Exchange {
    * fire `ngi.signal`, and stop the body.
    */
   expire(error: Error = new NgiError('NGI_ERR_TIMEOUT')): void {
-    if (this.phase === Phase.Done && !this.handedOff) return;
+    if ((this.phase === Phase.Done && !this.handedOff) || this.upgraded) return;
     const sent = this.phase >= Phase.Sent || (this.handedOff && this.sink.headersSent);
     this.phase = Phase.Done;
     if (!this.sink.closed) {

@@ -1,8 +1,10 @@
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { Exchange, type ResponseSink } from '../core/exchange.js';
 import { environFromNode, type NodeEnvironOptions } from './node-environ.js';
 import { NgiError } from '../core/errors.js';
-import type { NodeOrigin } from '../core/node-origin.js';
+import type { NodeOrigin, NodeUpgrade } from '../core/node-origin.js';
 import { kNodeOrigin } from '../core/symbols.js';
 import { LazySignal } from '../core/signal.js';
 import type { App, Chunk, Headers, StartResponse } from '../core/types.js';
@@ -16,15 +18,17 @@ const RESOLVED = Promise.resolve();
 export class NodeSink implements ResponseSink, NodeOrigin {
   readonly req: IncomingMessage;
   readonly res: ServerResponse;
+  readonly upgrade: NodeUpgrade | undefined;
   exchange: Exchange | undefined = undefined;
   private waiting: Promise<void> | undefined = undefined;
   private wake: (() => void) | undefined = undefined;
   private gone = false;
   private onDrain: (() => void) | undefined = undefined;
 
-  constructor(req: IncomingMessage, res: ServerResponse) {
+  constructor(req: IncomingMessage, res: ServerResponse, upgrade?: NodeUpgrade) {
     this.req = req;
     this.res = res;
+    this.upgrade = upgrade;
   }
 
   get headersSent(): boolean {
@@ -81,6 +85,19 @@ export class NodeSink implements ResponseSink, NodeOrigin {
     );
   }
 
+  takeUpgrade(startResponse: StartResponse, input: unknown): NodeUpgrade | undefined {
+    const upgrade = this.upgrade;
+    if (upgrade === undefined || !this.handOff(startResponse, input)) return undefined;
+    const exchange = this.exchange!;
+    exchange.upgraded = true;
+    // The connection is the taker's now: the stand-in response must never write on it.
+    this.res.detachSocket(upgrade.socket as Socket);
+    exchange.code = 101;
+    readStatusLine(upgrade.socket, exchange);
+    upgrade.socket.once('close', () => exchange.handOffDone());
+    return upgrade;
+  }
+
   fail(error: unknown): void {
     this.exchange?.fail(error);
   }
@@ -128,6 +145,36 @@ export class NodeSink implements ResponseSink, NodeOrigin {
 }
 
 /**
+ * Notes the status a Node upgrade listener answers with on the raw connection (101, or the
+ * 400/401 of a refused handshake) for the access log: the first bytes it writes are the
+ * status line. Only the first `write`/`end` is looked at, then the socket's own are back.
+ */
+function readStatusLine(socket: Duplex, exchange: Exchange): void {
+  const { write, end } = socket;
+  const look = (chunk: unknown): void => {
+    socket.write = write;
+    socket.end = end;
+    const text =
+      typeof chunk === 'string'
+        ? chunk
+        : Buffer.isBuffer(chunk)
+          ? chunk.toString('latin1', 0, 12)
+          : '';
+    const match = /^HTTP\/1\.[01] (\d{3})/.exec(text);
+    if (match) exchange.code = Number(match[1]);
+  };
+  socket.write = function (this: Duplex, chunk: unknown, ...rest: unknown[]) {
+    look(chunk);
+    return (write as (...args: unknown[]) => boolean).call(this, chunk, ...rest);
+  } as Duplex['write'];
+  socket.end = function (this: Duplex, ...args: unknown[]) {
+    if (typeof args[0] !== 'function') look(args[0]);
+    else look(undefined);
+    return (end as (...args: unknown[]) => Duplex).apply(this, args);
+  } as Duplex['end'];
+}
+
+/**
  * The reason to give `writeHead`: none for the standard one (Node writes it from its own table
  * and skips checking a string it did not get), the app's own otherwise.
  */
@@ -140,6 +187,8 @@ export interface NodeRequestOptions extends NodeEnvironOptions {
   next?: ((error?: unknown) => void) | undefined;
   /** Called once the exchange is over (a framework middleware awaiting it, as Koa's do). */
   onDone?: (() => void) | undefined;
+  /** The raw connection, when the request came through Node's `'upgrade'` event. */
+  upgrade?: NodeUpgrade | undefined;
 }
 
 /** Serves one Node request with an NGI app. Never throws; failures become responses. */
@@ -151,7 +200,7 @@ export function serveNodeRequest(
 ): Exchange {
   const controller = new LazySignal();
   const environ = environFromNode(req, options, controller);
-  const sink = new NodeSink(req, res);
+  const sink = new NodeSink(req, res, options.upgrade);
   const exchange = new Exchange(environ, sink, controller);
   sink.exchange = exchange;
   environ[kNodeOrigin] = sink;

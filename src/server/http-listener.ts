@@ -1,6 +1,8 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { ListenerOptions } from './listener.js';
-import { serveNodeRequest } from '../hosts/node.js';
+import { serveNodeRequest, type NodeSink } from '../hosts/node.js';
+import { refuseUpgrade, serveNodeUpgrade } from '../hosts/node-upgrade.js';
 import { RequestError } from '../core/errors.js';
 import type { App } from '../core/types.js';
 
@@ -25,6 +27,8 @@ export interface HttpServerOptions extends ListenerOptions {
 
 /** Responses in progress per server, so a drain can ask them to close their connections. */
 const inFlightOf = new WeakMap<Server, Set<ServerResponse>>();
+/** Connections that came through `'upgrade'`, per server: a stop cuts them after its grace period. */
+const upgradedOf = new WeakMap<Server, Set<Duplex>>();
 
 /**
  * An HTTP/1.1 listener on `node:http` serving an NGI app: keep-alive, head and request
@@ -81,7 +85,51 @@ export function createHttpServer(app: App, options: HttpServerOptions = {}): Ser
       });
     });
   });
+
+  const upgraded = new Set<Duplex>();
+  upgradedOf.set(server, upgraded);
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // Node drops its own error listener before this event: a reset must not crash the worker.
+    socket.on('error', ignore);
+    // Draining: a new long-lived connection would only be cut at the end of the grace period.
+    if (!server.listening) return refuseUpgrade(socket, 503, 'Service Unavailable');
+    const bytesBefore = (socket as { bytesWritten?: number }).bytesWritten ?? 0;
+    upgraded.add(socket);
+    const exchange = serveNodeUpgrade(app, req, socket, head, base);
+    const finished = onExchange?.(exchange);
+    socket.once('close', () => {
+      upgraded.delete(socket);
+      const res = (exchange.sink as NodeSink).res;
+      finished?.({
+        status: exchange.upgraded ? exchange.code : res.headersSent ? res.statusCode : 0,
+        bytes: Math.max(0, ((socket as { bytesWritten?: number }).bytesWritten ?? 0) - bytesBefore),
+        complete: exchange.upgraded || res.writableFinished,
+      });
+    });
+  });
   return server;
+}
+
+function ignore(): void {}
+
+/**
+ * Cuts every upgraded connection (WebSockets, ...) still open: what a stop does once its
+ * grace period is over. Returns how many there were.
+ *
+ * @example
+ * const cut = closeUpgradedConnections(server);
+ */
+export function closeUpgradedConnections(server: Server): number {
+  const upgraded = upgradedOf.get(server);
+  if (upgraded === undefined) return 0;
+  const count = upgraded.size;
+  for (const socket of upgraded) socket.destroy();
+  return count;
+}
+
+/** How many upgraded connections are open on `server` (they count as requests in flight). */
+export function countUpgradedConnections(server: Server): number {
+  return upgradedOf.get(server)?.size ?? 0;
 }
 
 /** Where a response stood at the last look: bytes moved on its socket, and since when. */

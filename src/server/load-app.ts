@@ -5,7 +5,16 @@ import { NgiError } from '../core/errors.js';
 import type { App } from '../core/types.js';
 
 /** What a module may export, as `--kind` names it. */
-export const KINDS = ['ngi', 'node', 'express', 'fastify', 'koa', 'hono', 'fetch'] as const;
+export const KINDS = [
+  'ngi',
+  'node',
+  'server',
+  'express',
+  'fastify',
+  'koa',
+  'hono',
+  'fetch',
+] as const;
 export type Kind = (typeof KINDS)[number];
 
 /** `<path>[:export]`: the export name is what follows the last `:` when it is an identifier. */
@@ -38,6 +47,10 @@ export function detectKind(value: unknown): Kind | undefined {
   if (has(value, 'callback', 'use') && Array.isArray((value as Shape).middleware)) return 'koa';
   if (has(value, 'fetch', 'route', 'basePath')) return 'hono';
   if (isFunction(value) && has(value, 'handle', 'use', 'set')) return 'express';
+  // A Node `http.Server` (or https, http2): what `ws` and socket.io attach to.
+  if (!isFunction(value) && has(value, 'listen', 'close', 'address', 'listenerCount', 'emit')) {
+    return 'server';
+  }
   if (isFunction(value)) return 'node';
   if (has(value, 'fetch')) return 'fetch';
   return undefined;
@@ -56,7 +69,8 @@ function describe(value: unknown): string {
 
 const EXPECTED =
   'an NGI app (defineApp), an Express app, a Fastify instance (or a function returning one), ' +
-  'a Koa app, a Hono app, a Fetch handler ({ fetch }) or a (req, res) handler';
+  'a Koa app, a Hono app, a Fetch handler ({ fetch }), a (req, res) handler or a Node ' +
+  'http.Server that is not listening';
 
 /**
  * How each kind of export becomes an NGI app: the `fromX` adapters, handed in by whoever
@@ -94,6 +108,14 @@ export async function adapt(value: unknown, kind: Kind, adapters: AdapterRegistr
       }
       return adapters.fetch((fetch === value ? fetch : fetch.bind(value)) as never);
     }
+    case 'server':
+      if (!has(value, 'emit', 'listenerCount')) {
+        throw new NgiError(
+          'NGI_ERR_APP_LOAD',
+          `expected a Node http.Server, found ${describe(value)}`,
+        );
+      }
+      return adapters.server(value as never);
     default:
       return adapters[kind](value as never);
   }

@@ -9,7 +9,12 @@ import { Counters, statsDocument, type StatsDocument, type WorkerFigures } from 
 import { createAccessLog, type LogFormat, type LogStream } from './access-log.js';
 import { stderrStream } from '../core/environ.js';
 import { NgiError } from '../core/errors.js';
-import { createHttpServer, drainHttpServer } from './http-listener.js';
+import {
+  closeUpgradedConnections,
+  countUpgradedConnections,
+  createHttpServer,
+  drainHttpServer,
+} from './http-listener.js';
 import { chmodSocket, claimUnixSocket } from './unix-socket.js';
 import type { App, Environ, ErrorStream, StartResponse } from '../core/types.js';
 
@@ -126,6 +131,8 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
     let timer: NodeJS.Timeout | undefined;
     if (harakiriMs > 0) {
       timer = setTimeout(() => {
+        // A WebSocket is no stuck request: the request part ended with its 101.
+        if (exchange.upgraded) return;
         counters.harakiri++;
         exchange.expire(
           new NgiError('NGI_ERR_TIMEOUT', `harakiri: still running after ${options.harakiri}s`),
@@ -208,9 +215,16 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
       let timer: NodeJS.Timeout | undefined;
       const cut = new Promise<void>((resolve) => {
         timer = setTimeout(() => {
-          if (counters.inFlight > 0) {
+          const upgraded = httpServer === undefined ? 0 : countUpgradedConnections(httpServer);
+          const running = counters.inFlight - upgraded;
+          if (running > 0) {
             errors.write(
-              `ngi: ${counters.inFlight} request(s) still running after the ${grace}s grace period; cutting them\n`,
+              `ngi: ${running} request(s) still running after the ${grace}s grace period; cutting them\n`,
+            );
+          }
+          if (upgraded > 0) {
+            errors.write(
+              `ngi: closing ${upgraded} upgraded connection(s) (WebSocket) at the end of the ${grace}s grace period\n`,
             );
           }
           resolve();
@@ -222,7 +236,10 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
       // period covers it.
       await Promise.race([Promise.all(ended), cut]);
       clearTimeout(timer);
-      httpServer?.closeAllConnections();
+      if (httpServer !== undefined) {
+        closeUpgradedConnections(httpServer);
+        httpServer.closeAllConnections();
+      }
       for (const socket of uwsgiSockets) socket.destroy();
       await Promise.all(ended);
     })();
