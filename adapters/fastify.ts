@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { serveNodeRequest } from '../src/hosts/node.js';
-import { NgiError } from '../src/core/errors.js';
+import { STATUS_CODES } from 'node:http';
+import { servePipelineRequest, type PipelineResponse } from '../src/hosts/pipeline.js';
+import { NgiError, RequestError } from '../src/core/errors.js';
 import { decodePath, rawPathBelow, splitTarget } from '../src/core/url.js';
 import type { App, ErrorStream } from '../src/core/types.js';
 import { fromNodeHandler } from './node.js';
@@ -64,6 +65,56 @@ function bodyConsumed(): NgiError {
   return Object.assign(new NgiError('NGI_ERR_BODY_CONSUMED', message), { statusCode: 500 });
 }
 
+/**
+ * What Fastify's error handling gets for an app that failed before its head: the status ngi
+ * would answer and its standard reason as the message (Fastify's default handler sends the
+ * message to the client), the app's error as `cause` for a custom error handler.
+ */
+function failure(error: unknown): Error {
+  const status = error instanceof RequestError ? error.status : 500;
+  return Object.assign(
+    new NgiError('NGI_ERR_APP_THREW', STATUS_CODES[status] ?? 'Error', { cause: error }),
+    { statusCode: status },
+  );
+}
+
+/**
+ * Sends the app's response with `reply`, so `onSend` hooks (compression, ETags, security
+ * headers) see the payload and `onResponse` the status: as for a route's own answer.
+ */
+function answerThroughReply(reply: FastifyReply, response: PipelineResponse): void {
+  const { code, headers } = response;
+  reply.code(code);
+  if (response.reason !== '' && response.reason !== STATUS_CODES[code]) {
+    reply.raw.statusMessage = response.reason;
+  }
+  // The app's headers replace same-named ones a hook set (`reply.header`); several of one
+  // name go as one list, and cookies add up (Fastify appends each `Set-Cookie`).
+  for (let i = 0; i < headers.length; i++) {
+    const [name, value] = headers[i]!;
+    const lower = name.toLowerCase();
+    if (lower === 'set-cookie') {
+      reply.header(name, value);
+      continue;
+    }
+    let values: string | string[] = value;
+    let repeated = false;
+    for (let j = 0; j < i; j++) if (headers[j]![0].toLowerCase() === lower) repeated = true;
+    if (repeated) continue;
+    for (let j = i + 1; j < headers.length; j++) {
+      if (headers[j]![0].toLowerCase() === lower) {
+        values =
+          typeof values === 'string' ? [values, headers[j]![1]] : [...values, headers[j]![1]];
+      }
+    }
+    reply.header(name, values);
+  }
+  if (response.length >= 0) reply.header('content-length', String(response.length));
+  const body = response.body;
+  // Nothing to send is no payload: Fastify types an empty Buffer `application/octet-stream`.
+  reply.send(body === null || (Buffer.isBuffer(body) && body.length === 0) ? undefined : body);
+}
+
 /** Registrations per HTTP server: every encapsulated instance of one Fastify shares it. */
 const mountsOf = new WeakMap<object, Mounted[]>();
 
@@ -86,13 +137,17 @@ const mountsOf = new WeakMap<object, Mounted[]>();
  * `%2F` kept (Fastify's router refuses a path that does not decode, like `%FF`, unless the
  * instance is built with `frameworkErrors: passBadUrls()`).
  *
- * Hooks: the reply is hijacked, so `onRequest`, `preParsing`, `preValidation`, `preHandler`,
- * `onResponse` and `onRequestAbort` run (a hook that replies or fails answers instead of the
- * app; headers a hook set with `reply.header()` reach the client unless the app sets the same
- * name), and the request is logged (`incoming request`, `request completed` with the app's
- * status); `preSerialization`, `onSend`, `onError` and `onTimeout` never run: Fastify
- * serializes and sends nothing, the app answers its own errors (ngi's 500) and sees a client
- * that goes away through `ngi.signal`.
+ * The app answers through `reply`: once its head is known, `reply.code()`, its headers
+ * (replacing same-named ones a hook set, every `Set-Cookie` kept) and `reply.send()` of a
+ * Buffer (a finished body) or of a stream (each chunk as the app writes it, with
+ * backpressure). So every hook and plugin acts as on a route of the instance: `onRequest`,
+ * `preParsing`, `preValidation`, `preHandler` (a hook that replies or fails answers instead
+ * of the app), `onSend` (@fastify/compress, @fastify/etag, @fastify/helmet, @fastify/cors),
+ * `onResponse`, `onRequestAbort`, and the request log with the app's status. An app that
+ * fails before its head goes to `reply.send(error)`: Fastify's error handler and `onError`
+ * hooks answer. A failure after the head aborts the connection. `preSerialization` never
+ * runs (the payload is bytes, never an object). A body without `Content-Type` is sent as
+ * Fastify sends bytes: `application/octet-stream`.
  *
  * @example
  * const fastify = Fastify({ logger: true });
@@ -114,20 +169,14 @@ export function toFastify(app: App, options: ToFastifyOptions = {}): NgiFastifyP
       const [path, query] = splitTarget(req.url ?? '/');
       // The router matched the decoded path; cut the prefix from the raw one, by segments.
       const below = rawPathBelow(path, scriptName);
-      reply.hijack();
-      // Fastify keeps `reply.header()` values to itself until it sends, which a hijacked reply
-      // never does: move them to the Node response, where the app's head merges with them.
-      const upstream = reply.getHeaders();
-      for (const name in upstream) {
-        const value = upstream[name];
-        if (value !== undefined) reply.raw.setHeader(name, value);
-      }
-      serveNodeRequest(app, req, reply.raw, {
-        // The router found the prefix, so the raw path holds it, unless a hook rewrote
-        // `req.url` since: then the app sees that path whole, at the root.
+      // The router found the prefix, so the raw path holds it, unless a hook rewrote
+      // `req.url` since: then the app sees that path whole, at the root.
+      servePipelineRequest(app, req, reply.raw, (response) => answerThroughReply(reply, response), {
         scriptName: below === undefined ? '' : scriptName,
         target: below === undefined ? req.url : query === '' ? below : below + '?' + query,
         errors,
+        // Fastify's error handling answers (its error handler, `onError` hooks, the log).
+        onFailure: (error) => void reply.send(failure(error)),
       });
     };
     // Encapsulated to this plugin: the body stays unread for the app.

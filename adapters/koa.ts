@@ -1,6 +1,6 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { keptInput, nodeInput } from '../src/core/input.js';
-import { serveNodeRequest } from '../src/hosts/node.js';
+import { servePipelineRequest, type PipelineResponse } from '../src/hosts/pipeline.js';
 import { mountedTarget } from '../src/core/url.js';
 import type { App, ErrorStream } from '../src/core/types.js';
 import { fromNodeHandler, type NodeHandler } from './node.js';
@@ -15,9 +15,15 @@ export interface KoaContextLike {
   req: IncomingMessage;
   res: ServerResponse;
   originalUrl: string;
-  respond?: boolean;
-  /** Read only for the bytes a body parser kept (`rawBody`). */
+  status: number;
+  message: string;
+  body: unknown;
+  set(name: string, value: string): void;
+  append(name: string, value: string): void;
+  remove(name: string): void;
+  /** Read for the bytes a body parser kept (`rawBody`), and whether a type is set. */
   request: object;
+  response: { has(name: string): boolean };
 }
 
 /** A Koa middleware. */
@@ -63,32 +69,65 @@ function keptBytes(request: object): Uint8Array | undefined {
 const UPSTREAM = 'a Koa middleware upstream of toKoa';
 
 /**
+ * Puts the app's response on Koa's context, so middleware after `await next()` reads and
+ * changes it as any Koa response, and Koa sends it.
+ */
+function answerThroughKoa(ctx: KoaContextLike, response: PipelineResponse): void {
+  const { body, headers } = response;
+  if (body !== null) {
+    // Koa adds a Content-Type to a body that has none; the app's response had none.
+    const typed = ctx.response.has('Content-Type');
+    ctx.body = body;
+    if (!typed) ctx.remove('Content-Type');
+  }
+  ctx.status = response.code;
+  if (response.reason !== '' && response.reason !== STATUS_CODES[response.code]) {
+    ctx.message = response.reason;
+  }
+  // The app's headers replace same-named ones set upstream, its duplicates kept; cookies add
+  // up instead (each names its own cookie: a session's survives beside the app's).
+  let seen: Set<string> | undefined;
+  for (let i = 0; i < headers.length; i++) {
+    const [name, value] = headers[i]!;
+    const lower = name.toLowerCase();
+    if (lower === 'set-cookie' || seen?.has(lower) === true) ctx.append(name, value);
+    else {
+      ctx.set(name, value);
+      (seen ??= new Set()).add(lower);
+    }
+  }
+  if (response.length >= 0) ctx.set('Content-Length', String(response.length));
+}
+
+/**
  * An NGI app as a Koa middleware, at the root (`koa.use(toKoa(app))`) or under koa-mount
  * (`koa.use(mount('/legacy', toKoa(app)))`, nested mounts too): the prefix becomes
  * `SCRIPT_NAME` (`/legacy` gives `PATH_INFO` `""`, `/legacy/` gives `/`, as `mount()` does) and
  * `REQUEST_URI` stays the raw target the client sent.
  *
- * - The app owns the response: Koa writes nothing over it (no default 404) and downstream
- *   middleware never runs. Headers set earlier (`ctx.set`, a CORS middleware) are kept and
- *   the app's headers of the same name replace them, but for `Set-Cookie`: each names its
- *   own cookie, so all the app's reach the client beside one set upstream (a session).
- * - The middleware resolves once the exchange is over, so upstream code after `await next()`
- *   (timers, loggers) sees it finished: `ctx.status` is then the status the client received.
- *   Headers can no longer change by then (a session middleware that writes its cookie after
- *   `next()` cannot add it).
+ * - The app answers through Koa: once its head is known, `ctx.status`, its headers
+ *   (`ctx.set`; every `Set-Cookie` kept, beside those set upstream) and `ctx.body` (a Buffer for
+ *   a finished body, else a stream that still delivers each chunk as the app writes it, with
+ *   backpressure) are set and the middleware resolves. So everything upstream after
+ *   `await next()` acts on it as on a native response: koa-compress, koa-session's cookie,
+ *   koa-etag and conditional GET, security headers, loggers. Downstream middleware never runs.
+ * - A client that goes away (or a middleware that replaces the stream body) stops the app's
+ *   body and fires `ngi.signal`.
  * - An app that fails before it responds rejects the middleware with its error, so Koa's own
  *   error handling answers: an upstream `try { await next() } catch`, else `ctx.onerror`
  *   (500, or the error's `status`) and `app.on('error')`. A failure after the head is out
- *   aborts the connection (the client never mistakes it for a complete response), is logged
- *   to `errors`, and the middleware resolves.
+ *   aborts the connection (the client never mistakes it for a complete response) and is
+ *   logged to `errors`.
  * - A body a middleware upstream already read reaches the app if the parser kept it
  *   (`ctx.request.rawBody`), with `CONTENT_LENGTH` its length as kept (inflated, UTF-8);
  *   otherwise reading `ngi.input` fails with `NGI_ERR_BODY_CONSUMED` (a 500 through Koa's
  *   error handling), never a hang.
+ * - A Node handler app (`fromExpress`, `fromKoa`) runs on a request and response built from
+ *   the environ, not on Koa's own `req`/`res`: its answer too goes through Koa.
  *
  * @example
  * const koa = new Koa();
- * koa.use(cors());
+ * koa.use(compress());
  * koa.use(mount('/legacy', toKoa(legacyApp)));
  */
 export function toKoa(app: App, options: ToKoaOptions = {}): KoaMiddleware {
@@ -99,26 +138,25 @@ export function toKoa(app: App, options: ToKoaOptions = {}): KoaMiddleware {
     const originalUrl = ctx.originalUrl ?? url;
     const { scriptName, target } = mountedTarget(originalUrl, url);
     const kept = keptBytes(ctx.request);
-    const respond = ctx.respond;
-    ctx.respond = false;
-    // Koa marks an unanswered response 404 on the Node response itself; a Node handler the
-    // app hands it to (the fast path of fromNodeHandler) must find it as fresh: 200.
-    if (!ctx.res.headersSent) ctx.res.statusCode = 200;
-    return new Promise<void>((onDone, reject) => {
-      serveNodeRequest(app, req, ctx.res, {
-        scriptName,
-        target,
-        requestUri: originalUrl,
-        errors,
-        input: kept === undefined ? nodeInput(req, UPSTREAM) : keptInput(kept),
-        inputLength: kept?.byteLength,
-        next: (error) => {
-          // Nothing was sent: hand the response back to Koa for its error handling.
-          ctx.respond = respond;
-          reject(error);
+    return new Promise<void>((resolve, reject) => {
+      servePipelineRequest(
+        app,
+        req,
+        ctx.res,
+        (response) => {
+          answerThroughKoa(ctx, response);
+          resolve();
         },
-        onDone,
-      });
+        {
+          scriptName,
+          target,
+          requestUri: originalUrl,
+          errors,
+          input: kept === undefined ? nodeInput(req, UPSTREAM) : keptInput(kept),
+          inputLength: kept?.byteLength,
+          onFailure: reject,
+        },
+      );
     });
   };
 }

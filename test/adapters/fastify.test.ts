@@ -319,7 +319,7 @@ describe('toFastify', () => {
     assert.deepEqual(answer.headers['set-cookie'], ['a=1', 'b=2; Path=/', 'c=3; HttpOnly']);
   });
 
-  it('runs the request hooks and logs the request with the app status; onSend and preSerialization never run', async () => {
+  it('runs the request hooks and onSend, and logs the request with the app status; preSerialization (objects only) never runs', async () => {
     const lines: Array<{ msg?: string; res?: { statusCode?: number } }> = [];
     const logged = Fastify({
       logger: { level: 'info', stream: { write: (line: string) => lines.push(JSON.parse(line)) } },
@@ -358,6 +358,7 @@ describe('toFastify', () => {
         'preParsing',
         'preValidation',
         'preHandler',
+        'onSend',
         'onResponse',
       ]);
       const completed = lines.find((line) => line.msg === 'request completed');

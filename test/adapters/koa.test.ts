@@ -573,13 +573,13 @@ describe('toKoa', () => {
 describe('toKoa and the rest of the Koa stack', () => {
   const errors = logSink();
 
-  it('never lets Koa write over the answer: no default 404, downstream never runs', async () => {
+  it('answers through Koa: downstream never runs, upstream after next() may replace the answer', async () => {
     const koa = new Koa();
     const reached: string[] = [];
     koa.use(async (ctx, next) => {
       await next();
-      // Too late to matter: the NGI app answered.
-      ctx.body = 'written by an upstream middleware after next()';
+      // As on a native route: the answer is Koa's until Koa sends it.
+      if (ctx.path === '/replaced') ctx.body = 'written by an upstream middleware after next()';
     });
     koa.use(
       toKoa((environ, startResponse) => {
@@ -597,21 +597,30 @@ describe('toKoa and the rest of the Koa stack', () => {
     });
     const app = await listen(koa.callback());
     try {
-      const response = await fetchRaw(app, '/missing');
-      assert.deepEqual(response, { status: 404, complete: true, body: "the app's own 404" });
+      assert.deepEqual(await fetchRaw(app, '/missing'), {
+        status: 404,
+        complete: true,
+        body: "the app's own 404",
+      });
+      assert.deepEqual(await fetchRaw(app, '/replaced'), {
+        status: 404,
+        complete: true,
+        body: 'written by an upstream middleware after next()',
+      });
       assert.deepEqual(reached, []);
     } finally {
       close(app);
     }
   });
 
-  it('resumes upstream middleware after the exchange, with ctx.status as the client got it', async () => {
+  it('resumes upstream once the head is known, the body still streaming', async () => {
     const koa = new Koa();
-    const seen: Array<{ ended: boolean; status: number; lastChunk: boolean }> = [];
+    const seen: Array<{ status: number; type: string; lastChunk: boolean }> = [];
     let lastChunk = false;
     koa.use(async (ctx, next) => {
       await next();
-      seen.push({ ended: ctx.res.writableEnded, status: ctx.status, lastChunk });
+      seen.push({ status: ctx.status, type: ctx.type, lastChunk });
+      ctx.set('X-After-Next', 'set by upstream');
     });
     koa.use(
       mount(
@@ -631,18 +640,20 @@ describe('toKoa and the rest of the Koa stack', () => {
     try {
       const response = await supertest(app).get('/slow/x').expect(201);
       assert.equal(response.text, 'one two');
-      assert.deepEqual(seen, [{ ended: true, status: 201, lastChunk: true }]);
+      assert.equal(response.headers['x-after-next'], 'set by upstream');
+      assert.deepEqual(seen, [{ status: 201, type: 'text/plain', lastChunk: false }]);
     } finally {
       close(app);
     }
   });
 
-  it('resumes upstream only once a Node handler behind it (the fast path) has answered', async () => {
+  it("puts a Node handler app's answer through Koa too (no hand-off to Koa's res)", async () => {
     const koa = new Koa();
-    const seen: boolean[] = [];
+    const seen: Array<{ status: number; type: string }> = [];
     koa.use(async (ctx, next) => {
       await next();
-      seen.push(ctx.res.writableEnded);
+      seen.push({ status: ctx.status, type: ctx.type });
+      ctx.set('X-After-Next', 'set by upstream');
     });
     const slowExpress = express().get('/', (_req, res) => {
       setTimeout(() => res.send('late'), 20);
@@ -652,7 +663,8 @@ describe('toKoa and the rest of the Koa stack', () => {
     try {
       const response = await supertest(app).get('/legacy').expect(200);
       assert.equal(response.text, 'late');
-      assert.deepEqual(seen, [true]);
+      assert.equal(response.headers['x-after-next'], 'set by upstream');
+      assert.deepEqual(seen, [{ status: 200, type: 'text/html' }]);
     } finally {
       close(app);
     }
