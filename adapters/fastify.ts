@@ -182,6 +182,14 @@ export function toFastify(app: App, options: ToFastifyOptions = {}): NgiFastifyP
     // Encapsulated to this plugin: the body stays unread for the app.
     fastify.removeAllContentTypeParsers();
     fastify.addContentTypeParser('*', (_request, _payload, parsed) => parsed(null, undefined));
+    // Routes, not only the not-found handler: plugins such as @fastify/compress add their
+    // `onSend` hooks to each route (`onRoute`), never to the not-found handler. The wildcard
+    // yields to the instance's own routes (find-my-way prefers static and parametric paths).
+    const routeOptions = { prefixTrailingSlash: 'no-slash' } as const;
+    if (fastify.prefix !== '') fastify.all('/', routeOptions, serve);
+    fastify.all('/*', serve);
+    // Methods Fastify has no routes for, and requests a route handed over with
+    // `reply.callNotFound()`.
     fastify.setNotFoundHandler(serve);
     let mounts = mountsOf.get(fastify.server);
     if (mounts === undefined) mountsOf.set(fastify.server, (mounts = []));
