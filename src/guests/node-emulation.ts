@@ -1,4 +1,11 @@
-import { IncomingMessage, ServerResponse, STATUS_CODES } from 'node:http';
+import {
+  IncomingMessage,
+  ServerResponse,
+  STATUS_CODES,
+  validateHeaderName,
+  validateHeaderValue,
+  type OutgoingHttpHeaders,
+} from 'node:http';
 import { Stream, type Readable } from 'node:stream';
 import { RESOLVED } from '../core/exchange.js';
 import { NgiError, formatError } from '../core/errors.js';
@@ -178,12 +185,11 @@ export class EnvironRequest extends IncomingMessage {
 }
 
 const DONE: IteratorResult<Chunk> = { done: true, value: undefined };
-/** What Node refuses in a reason phrase (its `checkInvalidHeaderChar`). */
-const INVALID_REASON = /[^\t\x20-\x7e\x80-\xff]/;
 const OWN_METHODS = [
   'write',
   'end',
   'writeHead',
+  '_storeHeader',
   'flushHeaders',
   '_implicitHeader',
   'writeContinue',
@@ -211,13 +217,15 @@ type Res = EnvironResponse & Emulated;
 const gone: Write = () => Promise.reject(new NgiError('NGI_ERR_CLIENT_GONE'));
 
 /** Commits status and headers to the NGI side (once). */
-function commit(res: Res): Write {
+function commit(res: Res, given?: Headers): Write {
   if (res.ngiWrite !== undefined) return res.ngiWrite;
-  const headers: Headers = [];
-  for (const name of (res as unknown as { getRawHeaderNames(): string[] }).getRawHeaderNames()) {
-    const value = res.getHeader(name);
-    if (Array.isArray(value)) for (const v of value) headers.push([name, String(v)]);
-    else if (value !== undefined) headers.push([name, String(value)]);
+  const headers: Headers = given ?? [];
+  if (given === undefined) {
+    for (const name of (res as unknown as { getRawHeaderNames(): string[] }).getRawHeaderNames()) {
+      const value = res.getHeader(name);
+      if (Array.isArray(value)) for (const v of value) headers.push([name, String(v)]);
+      else if (value !== undefined) headers.push([name, String(value)]);
+    }
   }
   const code = res.statusCode;
   const reason = res.statusMessage || STATUS_CODES[code] || 'unknown';
@@ -235,6 +243,57 @@ function commit(res: Res): Write {
   // Node's own setters now refuse late headers (ERR_HTTP_HEADERS_SENT), as on a real response.
   (res as unknown as { _header: string })._header = `${code}`;
   return res.ngiWrite;
+}
+
+/** Node's private symbol for a response's header map, found once on a real response. */
+let kOutHeaders: symbol | undefined;
+
+/** Whether `_storeHeader` was given the response's own header map (some header was set). */
+function isOwnHeaderMap(res: Res, headers: unknown): boolean {
+  if (kOutHeaders === undefined) {
+    res.getHeaders(); // the map exists once any header was set: look it up on this response
+    kOutHeaders = Object.getOwnPropertySymbols(res).find((s) => s.description === 'kOutHeaders');
+  }
+  return (
+    kOutHeaders !== undefined &&
+    (res as unknown as Record<symbol, unknown>)[kOutHeaders] === headers
+  );
+}
+
+/**
+ * The head `writeHead` was given when no header had been set, in the forms Node accepts
+ * (`[[name, value]]`, a flat `[name, value, …]`, a record), checked as Node checks them.
+ */
+function headerList(given: unknown): Headers {
+  const headers: Headers = [];
+  const put = (name: unknown, value: unknown): void => {
+    validateHeaderName(String(name));
+    if (Array.isArray(value)) {
+      for (const v of value) {
+        validateHeaderValue(String(name), v);
+        headers.push([String(name), String(v)]);
+      }
+    } else {
+      validateHeaderValue(String(name), value as string);
+      headers.push([String(name), String(value)]);
+    }
+  };
+  if (Array.isArray(given)) {
+    if (given.length > 0 && Array.isArray(given[0])) {
+      for (const [name, value] of given as [unknown, unknown][]) put(name, value);
+    } else {
+      if (given.length % 2 !== 0) {
+        throw Object.assign(new TypeError("The argument 'headers' is invalid."), {
+          code: 'ERR_INVALID_ARG_VALUE',
+        });
+      }
+      for (let i = 0; i < given.length; i += 2) put(given[i], given[i + 1]);
+    }
+  } else {
+    const record = given as Record<string, unknown>;
+    for (const name of Object.keys(record)) put(name, record[name]);
+  }
+  return headers;
 }
 
 function send(
@@ -370,50 +429,37 @@ export class EnvironResponse extends ServerResponse {
     this.assignSocket(socket as never);
   }
 
-  /** Node's own `writeHead`, rule for rule (status checks, default reason, header forms). */
+  /**
+   * Node's own `writeHead`: status checks, default reason, header forms and their merge rules
+   * are those of the Node this runs on (they changed in Node 22), because Node applies them.
+   * Only the last step, `_storeHeader`, is ours: it hands the head to the gateway.
+   */
   override writeHead(
     statusCode: number,
     reason?: string | Record<string, unknown> | unknown[],
     headers?: Record<string, unknown> | unknown[],
   ): this {
-    const res = this as unknown as Res;
-    if (res.ngiWrite !== undefined) {
+    if ((this as unknown as Res).ngiWrite !== undefined) {
       throw Object.assign(new Error('Cannot write headers after they are sent to the client'), {
         code: 'ERR_HTTP_HEADERS_SENT',
       });
     }
-    const code = statusCode | 0;
-    if (code < 100 || code > 999) {
-      throw Object.assign(new RangeError(`Invalid status code: ${statusCode}`), {
-        code: 'ERR_HTTP_INVALID_STATUS_CODE',
-      });
-    }
-    if (typeof reason === 'string') this.statusMessage = reason;
-    else {
-      this.statusMessage ||= STATUS_CODES[code] || 'unknown';
-      headers ??= reason;
-    }
-    this.statusCode = code;
-    if (Array.isArray(headers)) {
-      // Node keeps duplicates of a head given whole, and replaces set headers otherwise.
-      const fresh = this.getHeaderNames().length === 0;
-      const put = (name: string, value: unknown) =>
-        fresh ? this.appendHeader(name, value as string) : this.setHeader(name, value as string);
-      if (Array.isArray(headers[0])) {
-        for (const [name, value] of headers as [string, string][]) put(name, value);
-      } else {
-        for (let i = 0; i < headers.length; i += 2) put(String(headers[i]), headers[i + 1]);
-      }
-    } else if (headers) {
-      for (const name of Object.keys(headers)) this.setHeader(name, headers[name] as string);
-    }
-    if (INVALID_REASON.test(this.statusMessage)) {
-      throw Object.assign(new TypeError('Invalid character in statusMessage'), {
-        code: 'ERR_INVALID_CHAR',
-      });
-    }
-    commit(res);
-    return this;
+    return super.writeHead(statusCode, reason as string, headers as OutgoingHttpHeaders);
+  }
+
+  /**
+   * Node's last step of `writeHead`, which would serialise the head: here the head goes to
+   * `startResponse`. `headers` is the response's own header map when any header was set,
+   * else what `writeHead` was given, as Node passes it.
+   */
+  _storeHeader(_statusLine: string, headers: unknown): void {
+    const res = this as unknown as Res;
+    commit(
+      res,
+      headers === null || headers === undefined || isOwnHeaderMap(res, headers)
+        ? undefined
+        : headerList(headers),
+    );
   }
 
   /** Node's: the head of a response written without `writeHead`, through `writeHead`. */

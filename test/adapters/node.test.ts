@@ -10,6 +10,7 @@ import {
   type OutgoingHttpHeaders,
   type RequestListener,
   type Server,
+  type ServerResponse,
 } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -678,13 +679,11 @@ const cases: Case[] = [
   {
     it: 'applies writeHead’s own rules to a flat header array and a reason phrase',
     request: { path: '/write-head' },
+    // Node 22 changed how a flat array merges with headers set before (nodejs/node#50394):
+    // the emulation follows the Node it runs on, so only the native answer is the reference.
     check: (seen) => {
       assert.equal(seen.message, 'Taken');
-      assert.deepEqual(
-        seen.headers.filter(([name]) => name === 'Set-Cookie'),
-        [['Set-Cookie', 'b=2']],
-        'set after X-Powered-By, a header replaces',
-      );
+      assert.ok(seen.headers.some(([name, value]) => name === 'Set-Cookie' && value === 'b=2'));
     },
   },
   {
@@ -904,6 +903,71 @@ function complete(raw: string): boolean {
   const length = /content-length: (\d+)/.exec(head);
   return length !== null && body.length === Number(length[1]);
 }
+
+describe('a plain Node handler’s writeHead follows the rules of the Node it runs on', () => {
+  // Each form Node accepts or refuses, on a response with and without headers set before.
+  const heads: Record<string, (res: ServerResponse) => void> = {
+    '/flat-fresh': (res) => res.writeHead(202, 'Taken', ['Set-Cookie', 'a=1', 'Set-Cookie', 'b=2']),
+    '/flat-after-set': (res) => {
+      res.setHeader('Set-Cookie', ['x=0', 'y=0']);
+      res.setHeader('X-Kept', 'k');
+      res.writeHead(200, ['Set-Cookie', 'a=1', 'X-One', '1', 'Set-Cookie', 'b=2']);
+    },
+    '/nested': (res) =>
+      res.writeHead(200, [
+        ['X-N', '1'],
+        ['X-N', '2'],
+      ] as never),
+    '/record-list': (res) => res.writeHead(200, { 'X-L': ['1', '2'], 'X-P': 'p' }),
+    '/odd-fresh': (res) => res.writeHead(200, ['X-Odd', '1', 'X-Lonely']),
+    '/odd-after-set': (res) => {
+      res.setHeader('X-Kept', 'k');
+      res.writeHead(200, ['X-Odd', '1', 'X-Lonely']);
+    },
+    '/empty-name-after-set': (res) => {
+      res.setHeader('X-Kept', 'k');
+      res.writeHead(200, ['', 'v', 'X-B', '2']);
+    },
+    '/empty-name-fresh': (res) => res.writeHead(200, ['', 'v', 'X-B', '2']),
+    '/bad-value': (res) => res.writeHead(200, { 'X-Bad': 'a\r\nb' }),
+    '/bad-status': (res) => res.writeHead(1000),
+  };
+  // A refused head is answered with the error's code, as a handler that catches it would.
+  const handler: RequestListener = (req, res) => {
+    try {
+      heads[req.url!]!(res);
+      res.end('written');
+    } catch (error) {
+      res.statusCode = 200;
+      res.end(`refused: ${(error as { code?: string }).code}`);
+    }
+  };
+  const servers: { native?: Server; emulated?: Server } = {};
+  before(async () => {
+    servers.native = await listen(handler);
+    servers.emulated = await listen(
+      toNodeHandler(wrap(fromNodeHandler(handler))) as RequestListener,
+    );
+  });
+  after(() => {
+    for (const server of Object.values(servers)) close(server);
+  });
+  for (const path of Object.keys(heads)) {
+    it(path.slice(1), async () => {
+      const native = await send(portOf(servers.native!), { path }, 'native');
+      const emulated = await send(portOf(servers.emulated!), { path }, 'emulated');
+      const view = (seen: Observed) => ({
+        status: seen.status,
+        message: seen.message,
+        headers: seen.headers.filter(
+          ([name]) => !/^(content-length|transfer-encoding|connection|keep-alive)$/i.test(name),
+        ),
+        body: seen.body.toString('latin1'),
+      });
+      assert.deepEqual(view(emulated), view(native));
+    });
+  }
+});
 
 describe('a broken Node handler, on the fast path and emulated', () => {
   const errors = logSink();
