@@ -24,6 +24,7 @@ import {
   type Kind,
 } from '../server/load-app.js';
 import { NgiError } from '../core/errors.js';
+import { resolveAppModule } from '../server/app-module.js';
 import { ConfigError } from './config-file.js';
 import { mergeSettings, type MergedSettings, type SettingKey, type Settings } from './settings.js';
 import {
@@ -169,6 +170,13 @@ const FLAGS: Flag[] = [
     cliOnly: true,
   },
   {
+    name: 'die-with-parent',
+    type: 'boolean',
+    default: 'on under npm/npx',
+    help: 'stop gracefully when the process that started ngi exits (on by itself under npm exec/npx and npm run, which leave their child running when stopped)',
+    cliOnly: true,
+  },
+  {
     name: 'help',
     type: 'boolean',
     short: 'h',
@@ -192,7 +200,8 @@ const APP_KEY: SettingKey = { name: 'app', type: 'string' };
 function helpText(): string {
   const rows = FLAGS.map((flag) => {
     const name = `${flag.short ? `-${flag.short}, ` : '    '}--${flag.name}${flag.value ? ' ' + flag.value : ''}`;
-    return `  ${name.padEnd(34)} ${flag.help} (default: ${flag.default})`;
+    const fallback = flag.default === 'false' ? '' : ` (default: ${flag.default})`;
+    return `  ${name.padEnd(34)} ${flag.help}${fallback}`;
   });
   return [
     'Usage: ngi serve <module>[:export] [flags]',
@@ -225,10 +234,43 @@ interface Command {
   specifier: string;
   kind: Kind | undefined;
   workers: number;
+  dieWithParent: boolean;
   http: ListenAddress | undefined;
   uwsgi: ListenAddress | undefined;
   stats: ListenAddress | undefined;
   serve: ServeOptions;
+}
+
+/** parseArgs' own text, said the way a person needs it: the flag, and the one they meant. */
+function explainParseError(error: Error & { code?: string }): string {
+  if (error.code !== 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return error.message;
+  const given = /'(-[^']*)'/.exec(error.message)?.[1] ?? '';
+  const name = given.replace(/^-+/, '').split('=')[0]!;
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const flag of FLAGS) {
+    const distance = editDistance(name, flag.name);
+    if (distance < bestDistance) [best, bestDistance] = [flag.name, distance];
+  }
+  const close = best !== undefined && bestDistance <= Math.max(1, Math.floor(best.length / 3));
+  return `unknown flag ${given}${close ? ` (did you mean --${best}?)` : ''}`;
+}
+
+/** Levenshtein distance: how many one-letter edits turn `a` into `b`. */
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(
+        previous[j]! + 1,
+        current[j - 1]! + 1,
+        previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    previous = current;
+  }
+  return previous[b.length]!;
 }
 
 function parseCommandLine(argv: string[]): Command | 'help' | 'version' | PrintConfig {
@@ -250,7 +292,7 @@ function parseCommandLine(argv: string[]): Command | 'help' | 'version' | PrintC
       ),
     });
   } catch (error) {
-    throw new UsageError((error as Error).message);
+    throw new UsageError(explainParseError(error as Error & { code?: string }));
   }
   const flags = parsed.values as Record<string, string | string[] | boolean | undefined>;
   if (flags.help) return 'help';
@@ -273,7 +315,11 @@ function parseCommandLine(argv: string[]): Command | 'help' | 'version' | PrintC
     merged.settings.set('app', { value: positional, source: 'command line' });
   }
   if (flags['print-config']) return { print: merged };
-  return commandFrom(merged.settings, merged.warnings);
+  return {
+    ...commandFrom(merged.settings, merged.warnings),
+    // npm sets npm_command for `npm exec`/`npx` and `npm run`: stopping npm does not stop us.
+    dieWithParent: flags['die-with-parent'] === true || process.env.npm_command !== undefined,
+  };
 }
 
 /** `--print-config`: the merged settings, printed before they are checked. */
@@ -282,7 +328,7 @@ interface PrintConfig {
 }
 
 /** Checks the merged settings and turns them into what `main` runs. */
-function commandFrom(settings: Settings, warnings: string[]): Command {
+function commandFrom(settings: Settings, warnings: string[]): Omit<Command, 'dieWithParent'> {
   // Messages name the source of the value to fix: `--workers`, `NGI_WORKERS` or a file line.
   const label = (name: string): string => settings.get(name)?.source ?? `--${name}`;
   const text = (name: string) => settings.get(name)?.value as string | undefined;
@@ -438,22 +484,6 @@ async function resolvePort(address: ListenAddress | undefined): Promise<ListenAd
   });
 }
 
-function checkModuleExists(specifier: string): void {
-  const { path } = splitSpecifier(specifier);
-  const full = isAbsolute(path) ? path : resolve(path);
-  try {
-    accessSync(full, constants.R_OK);
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new NgiError(
-      'NGI_ERR_APP_LOAD',
-      code === 'ENOENT'
-        ? `cannot find the app module ${JSON.stringify(path)} (looked at ${full})`
-        : `cannot read the app module ${JSON.stringify(path)}: ${(error as Error).message}`,
-    );
-  }
-}
-
 /** What `main` needs from the program that runs it. */
 export interface MainContext {
   /** The `fromX` adapters the app loader wraps each kind of module with. */
@@ -505,8 +535,10 @@ export async function main(argv: string[], context: MainContext): Promise<number
     return undefined;
   }
   for (const warning of command.warnings) process.stderr.write(`ngi: ${warning}\n`);
+  if (command.dieWithParent) stopWhenOrphaned();
   try {
-    checkModuleExists(specifier);
+    // Before any worker starts: a missing module is one clear line, not one per worker.
+    resolveAppModule(splitSpecifier(specifier).path);
     if (command.workers === 0) return await serveHere(command, context);
     const [http, uwsgi] = [await resolvePort(command.http), await resolvePort(command.uwsgi)];
     // The master claims the socket paths once (a stale file from a crashed run is removed, a
@@ -540,6 +572,22 @@ async function claimSocket(what: string, path: string): Promise<void> {
       cause: error,
     });
   }
+}
+
+/**
+ * Stops gracefully (as on SIGTERM) once the process that started ngi is gone, which shows as
+ * a new parent pid (init or a subreaper adopted us). Linux's PR_SET_PDEATHSIG is out of Node's
+ * reach, so the parent is checked every second, on an unref'd timer.
+ */
+function stopWhenOrphaned(): void {
+  const parent = process.ppid;
+  const timer = setInterval(() => {
+    if (process.ppid === parent) return;
+    clearInterval(timer);
+    process.stderr.write(`ngi: the process that started ngi (pid ${parent}) exited: stopping\n`);
+    process.kill(process.pid, 'SIGTERM');
+  }, 1000);
+  timer.unref();
 }
 
 /** `--workers 0`: serve in this process, stop on SIGTERM/SIGINT. */

@@ -1,8 +1,7 @@
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { isNgiApp } from '../core/define-app.js';
 import { NgiError } from '../core/errors.js';
 import type { App } from '../core/types.js';
+import { loadAppModule, resolveAppModule } from './app-module.js';
 
 /** What a module may export, as `--kind` names it. */
 export const KINDS = [
@@ -122,7 +121,7 @@ export async function adapt(value: unknown, kind: Kind, adapters: AdapterRegistr
 }
 
 /**
- * Imports `<path>[:export]` and returns what it exports as an NGI app, detected by shape or
+ * Loads `<path>[:export]` (as Node would: see `loadAppModule`) and returns what it exports as an NGI app, detected by shape or
  * as `kind` says. A module that cannot be imported, or whose export is none of the known
  * kinds, gives an `NGI_ERR_APP_LOAD` saying what was found and what was expected.
  *
@@ -134,14 +133,7 @@ export async function loadApp(
   options: { kind?: Kind | undefined; adapters: AdapterRegistry },
 ): Promise<App> {
   const { path, exportName } = splitSpecifier(specifier);
-  let mod: Shape;
-  try {
-    mod = (await import(pathToFileURL(resolve(path)).href)) as Shape;
-  } catch (error) {
-    throw new NgiError('NGI_ERR_APP_LOAD', `cannot import ${path}: ${(error as Error).message}`, {
-      cause: error,
-    });
-  }
+  const mod = await loadAppModule(resolveAppModule(path), path);
   const name = exportName ?? 'default';
   const value = mod[name];
   if (value === undefined) {

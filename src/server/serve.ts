@@ -272,11 +272,16 @@ export function parseListen(text: string): ListenAddress {
     if (path === '') throw new TypeError(`${JSON.stringify(text)} names no socket path`);
     return { host: '', port: 0, path: resolvePath(path) };
   }
-  const match = /^(?:(\[[0-9a-fA-F:.]+\]|[^:[\]]*):)?(\d{1,5})$/.exec(text.trim());
-  const port = match ? Number(match[2]) : NaN;
-  if (!match || port > 65535) {
+  const match = /^(?:(\[[0-9a-fA-F:.]+\]|[^:[\]]*):)?(\d+)$/.exec(text.trim());
+  if (!match) {
     throw new TypeError(
       `${JSON.stringify(text)} is not [host:]port or unix:PATH (e.g. 8080, 0.0.0.0:8080, unix:/run/app.sock)`,
+    );
+  }
+  const port = Number(match[2]);
+  if (port > 65535) {
+    throw new RangeError(
+      `port ${match[2]} is out of range (0 to 65535) in ${JSON.stringify(text)}`,
     );
   }
   let host = match[1] ?? '';

@@ -18,16 +18,31 @@ export interface CliProcess {
   kill(): void;
 }
 
-/** Starts `node --import tsx bin/ngi.ts ...args` in the repository root. */
-export function spawnCli(args: string[]): CliProcess {
-  const env = { ...process.env };
-  // The test runner's own channel must not leak into the server processes.
+/** How to start it: extra environment, another script than the bin, or through `npm exec`. */
+export interface SpawnOptions {
+  env?: Record<string, string>;
+  script?: string;
+  /** `npm-exec`: `npm exec -- node … bin/ngi.ts`; `npx`: `npx …args` in `cwd` (an install). */
+  via?: 'node' | 'npm-exec' | 'npx';
+  cwd?: string;
+}
+
+/** Starts `node --import tsx bin/ngi.ts ...args` in the repository root (or as `options` say). */
+export function spawnCli(args: string[], options: SpawnOptions = {}): CliProcess {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...options.env };
+  // The test runner's own channel must not leak into the server processes, nor npm's marks
+  // (`npm test` sets npm_command, which the CLI reads as "started by npm").
   delete env.NODE_TEST_CONTEXT;
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bin/ngi.ts', ...args], {
-    cwd: root,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  for (const name of Object.keys(env)) if (name.startsWith('npm_')) delete env[name];
+  const command = [process.execPath, '--import', 'tsx', options.script ?? 'bin/ngi.ts', ...args];
+  const stdio: ['ignore', 'pipe', 'pipe'] = ['ignore', 'pipe', 'pipe'];
+  const how = { cwd: options.cwd ?? root, env, stdio };
+  const child =
+    options.via === 'npm-exec'
+      ? spawn('npm', ['exec', '--yes', '--', ...command], how)
+      : options.via === 'npx'
+        ? spawn('npx', args, how)
+        : spawn(command[0]!, command.slice(1), how);
   let err = '';
   let out = '';
   const waiters = new Set<() => void>();

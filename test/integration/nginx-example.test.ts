@@ -26,12 +26,12 @@ describe('examples/nginx/ngi.conf: nginx in front of two ngi serve processes', (
       await cli.waitFor(/uwsgi listening on 127\.0\.0\.1:\d+/);
     }
     const listen = await freePort();
-    // The example as shipped, with free ports instead of 3031/3032/8080 and uwsgi_params by
+    // The example as shipped, with free ports instead of 3041/3042/8090 and uwsgi_params by
     // its absolute path (nginx here runs from a temp prefix).
     const config = example
-      .replace('server 127.0.0.1:3031;', `server 127.0.0.1:${ports[0]};`)
-      .replace('server 127.0.0.1:3032;', `server 127.0.0.1:${ports[1]};`)
-      .replace('listen 127.0.0.1:8080;', `listen 127.0.0.1:${listen};`)
+      .replace('server 127.0.0.1:3041;', `server 127.0.0.1:${ports[0]};`)
+      .replace('server 127.0.0.1:3042;', `server 127.0.0.1:${ports[1]};`)
+      .replace('listen 127.0.0.1:8090;', `listen 127.0.0.1:${listen};`)
       .replace('include uwsgi_params;', 'include /etc/nginx/uwsgi_params;');
     nginx = await startNginx({ http: config, server: '' });
     origin = `http://127.0.0.1:${listen}`;

@@ -7,6 +7,24 @@ import { encodeUwsgiPacket } from '../../../src/protocol/uwsgi-packet.js';
 import { parseHttpResponse, sendRaw } from '../../helpers/uwsgi-client.js';
 import { alive, get, spawnCli, type CliProcess } from '../../helpers/cli-process.js';
 
+/** A port nothing listens on (taken from the kernel, then let go). */
+async function freePort(): Promise<number> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/** Resolves once `condition()` holds, checked every 100 ms; fails naming `what` after `ms`. */
+async function until(condition: () => boolean, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!condition()) {
+    if (Date.now() > deadline) assert.fail(`${what}: not within ${ms} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 const started: CliProcess[] = [];
 const cli = (...args: string[]) => {
   const proc = spawnCli(args);
@@ -34,10 +52,10 @@ const FLAGS = [
   'kind',
   'grace',
   'config',
-  'print-config',
-  'help',
-  'version',
+  'die-with-parent',
 ];
+/** Flags that only switch something on: no default worth printing. */
+const SWITCHES = ['print-config', 'help', 'version'];
 
 describe('ngi CLI', () => {
   it('--help lists every flag with its default', async () => {
@@ -50,6 +68,11 @@ describe('ngi CLI', () => {
       const line = help.split('\n').find((l) => new RegExp(`^\\s+(-\\w, )?--${flag}( |$)`).test(l));
       assert.ok(line, `--${flag} is listed`);
       assert.match(line, /\(default: [^)]+\)/, `--${flag} shows its default`);
+    }
+    for (const flag of SWITCHES) {
+      const line = help.split('\n').find((l) => l.includes(`--${flag}`));
+      assert.ok(line, `--${flag} is listed`);
+      assert.doesNotMatch(line, /default/, `--${flag} shows no "(default: false)"`);
     }
   });
 
@@ -72,8 +95,124 @@ describe('ngi CLI', () => {
   it('an unknown flag is a one-paragraph usage error with exit code 2', async () => {
     const proc = cli('serve', 'test/fixtures/ngi-app.mjs', '--http', '0', '--bogus');
     assert.equal(await proc.exited, 2);
-    assert.match(proc.stderr(), /^ngi: .*'--bogus'.*ngi serve --help/);
+    assert.match(proc.stderr(), /^ngi: unknown flag --bogus\. .*ngi serve --help/);
     assert.equal(proc.stderr().trim().split('\n').length, 1);
+  });
+
+  it('a mistyped flag names the flag meant', async () => {
+    const proc = cli('serve', 'test/fixtures/ngi-app.mjs', '--htp', '0');
+    assert.equal(await proc.exited, 2);
+    assert.match(proc.stderr(), /^ngi: unknown flag --htp \(did you mean --http\?\)\./);
+  });
+
+  it('a port out of range says so', async () => {
+    const proc = cli('serve', 'test/fixtures/ngi-app.mjs', '--http', '127.0.0.1:99999');
+    assert.equal(await proc.exited, 2);
+    assert.match(proc.stderr(), /^ngi: --http: port 99999 is out of range \(0 to 65535\)/);
+  });
+
+  it('a module that throws at import shows the file and line, once', async () => {
+    const proc = cli(
+      'serve',
+      'test/fixtures/modules/broken/throws.mjs',
+      '--http',
+      '0',
+      '--workers',
+      '2',
+    );
+    assert.equal(await proc.exited, 1);
+    assert.match(
+      proc.stderr(),
+      /cannot import test\/fixtures\/modules\/broken\/throws\.mjs: TypeError: Cannot read properties of undefined/,
+    );
+    assert.match(proc.stderr(), /\n\s+at .*throws\.mjs:2:\d+/);
+    assert.equal(proc.stderr().match(/cannot import/g)?.length, 1, proc.stderr());
+  });
+
+  it('a syntax error shows file:line:column and the offending line', async () => {
+    const proc = cli(
+      'serve',
+      'test/fixtures/modules/broken/syntax.mjs',
+      '--http',
+      '0',
+      '--workers',
+      '0',
+    );
+    assert.equal(await proc.exited, 1);
+    assert.match(
+      proc.stderr(),
+      /SyntaxError: Unexpected token '\]'\n\s+at \/.*syntax\.mjs:3:21\n  return \[greeting \+\];\n {20}\^/,
+    );
+  });
+
+  it('serves a folder by its package.json main, as require resolves it', async () => {
+    const proc = cli(
+      'serve',
+      'test/fixtures/modules/folder-main',
+      '--http',
+      '0',
+      '--workers',
+      '0',
+      '--log-format',
+      'off',
+    );
+    const [, port] = await proc.waitFor(/http listening on 127\.0\.0\.1:(\d+)/);
+    assert.deepEqual(await get(Number(port), '/'), { status: 200, body: 'folder main' });
+    proc.child.kill('SIGTERM');
+    assert.equal(await proc.exited, 0);
+  });
+
+  it('a CommonJS module is required: its run-directly branch opens no port', async () => {
+    const direct = await freePort();
+    const env = { RUN_DIRECTLY_PORT: String(direct) };
+    // The control: run directly, the module does open the port.
+    const control = spawnCli(['--version'], {
+      env,
+      script: 'test/fixtures/modules/cjs/run-directly.js',
+    });
+    started.push(control);
+    await control.waitFor(/run-directly branch listening/);
+    control.kill();
+    await control.exited;
+    const proc = spawnCli(
+      [
+        'serve',
+        'test/fixtures/modules/cjs/run-directly.js',
+        '--http',
+        '0',
+        '--workers',
+        '2',
+        '--log-format',
+        'off',
+      ],
+      { env },
+    );
+    started.push(proc);
+    const [, port] = await proc.waitFor(/http listening on 127\.0\.0\.1:(\d+)/);
+    for (let i = 0; i < 4; i++) {
+      assert.deepEqual(await get(Number(port), '/'), { status: 200, body: 'served by a parent' });
+    }
+    await assert.rejects(get(direct, '/'), { code: 'ECONNREFUSED' });
+    assert.doesNotMatch(proc.stderr(), /run-directly branch/);
+    proc.child.kill('SIGTERM');
+    assert.equal(await proc.exited, 0);
+  });
+
+  it('under npm exec, stopping npm stops the master and its workers', async () => {
+    // npm exec (npx) starts `sh -c <command>`; on SIGTERM npm and sh exit, and without the
+    // parent check the master would keep its ports.
+    const npm = spawnCli(['serve', 'test/fixtures/ngi-app.mjs', '--http', '0', '--workers', '1'], {
+      via: 'npm-exec',
+    });
+    started.push(npm);
+    const [, port, master] = await npm.waitFor(
+      /http listening on 127\.0\.0\.1:(\d+) .*master pid (\d+)/,
+    );
+    assert.equal((await get(Number(port), '/')).status, 200);
+    npm.child.kill('SIGTERM');
+    await npm.exited;
+    await until(() => !alive(Number(master)), 15_000, 'the master exits');
+    await assert.rejects(get(Number(port), '/'), { code: 'ECONNREFUSED' });
   });
 
   it('refuses to start with no listener, a bad address or a bad number', async () => {
