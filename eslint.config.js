@@ -34,7 +34,15 @@ const ADAPTERS = { regex: '(^|/)adapters/', message: 'src/ never imports adapter
 const BIN = { regex: '(^|/)bin/', message: 'only the bin imports the bin' };
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'test/fixtures/uwsgi-vectors/', 'test/fixtures/modules/broken/', '.cache/'] },
+  {
+    ignores: [
+      'dist/',
+      'node_modules/',
+      'test/fixtures/uwsgi-vectors/',
+      'test/fixtures/modules/broken/',
+      '.cache/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -104,5 +112,14 @@ export default tseslint.config(
         },
       ],
     },
+  },
+  {
+    // CommonJS app modules, as users write them (the loader's tests require them).
+    files: ['test/fixtures/modules/cjs/**/*.js'],
+    languageOptions: {
+      sourceType: 'commonjs',
+      globals: { require: 'readonly', module: 'writable', exports: 'writable' },
+    },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
 );

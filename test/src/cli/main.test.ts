@@ -141,7 +141,7 @@ describe('ngi CLI', () => {
     assert.equal(await proc.exited, 1);
     assert.match(
       proc.stderr(),
-      /SyntaxError: Unexpected token '\]'\n\s+at \/.*syntax\.mjs:3:21\n  return \[greeting \+\];\n {20}\^/,
+      /SyntaxError: Unexpected token '\]'\n\s+at \/.*syntax\.mjs:3:21\n {2}return \[greeting \+\];\n {20}\^/,
     );
   });
 
