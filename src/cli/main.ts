@@ -9,9 +9,9 @@
  *   a process that outlives the worker. `--workers 0` serves in this very process (no reload,
  *   no recycling), for debuggers and for supervisors that want one process.
  */
-import { accessSync, constants, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { isAbsolute, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { runMaster } from '../server/master.js';
 import { isWorker, runWorker } from '../server/worker.js';
@@ -23,7 +23,6 @@ import {
   type AdapterRegistry,
   type Kind,
 } from '../server/load-app.js';
-import { NgiError } from '../core/errors.js';
 import { resolveAppModule } from '../server/app-module.js';
 import { ConfigError } from './config-file.js';
 import { mergeSettings, type MergedSettings, type SettingKey, type Settings } from './settings.js';
