@@ -196,8 +196,12 @@ describe('parseListen', () => {
     assert.deepEqual(parseListen(':8080'), { host: '127.0.0.1', port: 8080 });
     assert.deepEqual(parseListen('0.0.0.0:80'), { host: '0.0.0.0', port: 80 });
     assert.deepEqual(parseListen('[::1]:3031'), { host: '::1', port: 3031 });
-    for (const bad of ['', 'localhost', '99999', 'a:b', '1.2.3.4:']) {
+    for (const bad of ['', 'localhost', 'a:b', '1.2.3.4:']) {
       assert.throws(() => parseListen(bad), /is not \[host:\]port/);
     }
+    assert.throws(
+      () => parseListen('127.0.0.1:99999'),
+      /port 99999 is out of range \(0 to 65535\)/,
+    );
   });
 });
