@@ -7,6 +7,10 @@ export type {
   FileWrapper,
   Headers,
   StartResponse,
+  Upgrade,
+  WebSocketClose,
+  WebSocketMessage,
+  WebSocketSession,
   Write,
 } from './core/types.js';
 export { NgiError, RequestError, codes, type ErrorCode } from './core/errors.js';

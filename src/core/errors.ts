@@ -22,6 +22,7 @@ export const codes = {
   NGI_ERR_UNSUPPORTED: 'the target cannot express this',
   NGI_ERR_APP_LOAD: 'the app module could not be loaded or recognised',
   NGI_ERR_LISTEN: 'a listener could not be opened',
+  NGI_ERR_UPGRADED: 'the connection was upgraded: no HTTP response can follow',
 } as const;
 
 export type ErrorCode = keyof typeof codes;

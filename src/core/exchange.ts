@@ -167,6 +167,7 @@ export class Exchange {
   private start(status: string, headers: Headers, excInfo?: unknown): Write {
     // Over (client gone, timed out): say so, rather than blame the app for a second call.
     if (this.phase === Phase.Done) throw new NgiError('NGI_ERR_CLIENT_GONE');
+    if (this.upgraded) throw new NgiError('NGI_ERR_UPGRADED');
     if (excInfo !== undefined && excInfo !== null) {
       // After the head is out an error page is impossible: abort (even if the app goes on
       // after catching) so the client never takes the broken response for a complete one.
@@ -430,7 +431,8 @@ export class Exchange {
           `${this.environ.REQUEST_METHOD} ${this.environ.REQUEST_URI}`,
         ),
       );
-      if (was >= Phase.Sent || this.sink.headersSent) {
+      // An upgraded connection carries another protocol now: no error page can go on it.
+      if (was >= Phase.Sent || this.sink.headersSent || this.upgraded) {
         this.sink.abort(error instanceof Error ? error : new Error(String(error)));
       } else if (this.onFailure !== undefined) {
         this.onFailure(error);

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 
 /** A piece of a response body. Strings are written as UTF-8. */
 export type Chunk = Uint8Array | string;
@@ -25,6 +25,55 @@ export interface ErrorStream {
 
 /** Sends a file without copying it through JS, where the server can (`ngi.file_wrapper`). */
 export type FileWrapper = (path: string, options?: { start?: number; end?: number }) => Body;
+
+/** A WebSocket message: a text frame as a string, a binary one as bytes. */
+export type WebSocketMessage = string | Uint8Array;
+
+/** How a WebSocket ended: the close code (1006 when the connection dropped without one) and reason. */
+export interface WebSocketClose {
+  code: number;
+  reason: string;
+}
+
+/**
+ * An open WebSocket (after ASGI's `websocket.receive`/`send`/`close`/`disconnect`): iterate it
+ * for the client's messages (the loop ends when the connection closes, however it closes).
+ */
+export interface WebSocketSession extends AsyncIterable<WebSocketMessage> {
+  /** The subprotocol agreed at the handshake, `''` for none. */
+  readonly protocol: string;
+  /** Sends one message; resolves once it is written, rejects (`NGI_ERR_CLIENT_GONE`) once closed. */
+  send(message: WebSocketMessage): Promise<void>;
+  /** Starts the closing handshake: `code` 1000 (default) or 3000-4999 for the app's own. */
+  close(code?: number, reason?: string): void;
+  /** Resolves once the connection is closed, by either side or by the client going away. */
+  readonly closed: Promise<WebSocketClose>;
+}
+
+/**
+ * `ngi.upgrade`: present only on a request that asks for an upgrade (`Upgrade: websocket`,
+ * any protocol), on a host that can hand over the connection. Not taking it (answering with
+ * `startResponse` as usual) refuses the upgrade: that response goes out and the connection
+ * closes after it.
+ */
+export interface Upgrade {
+  /** The protocol asked for, as in the `Upgrade` header, lower-cased (`websocket`, `h2c`). */
+  readonly protocol: string;
+  /** The WebSocket subprotocols the client offers (`Sec-WebSocket-Protocol`), in order. */
+  readonly subprotocols: readonly string[];
+  /**
+   * Completes a WebSocket handshake (`101`, with a subprotocol the client offered and extra
+   * headers) and resolves with the open session. Rejects when the request is not a valid
+   * WebSocket handshake (the client gets a 400) or the client went away.
+   */
+  acceptWebSocket(options?: { protocol?: string; headers?: Headers }): Promise<WebSocketSession>;
+  /**
+   * Any other protocol: writes `101 Switching Protocols` (with `Upgrade: protocol` and extra
+   * headers) and returns the raw connection, already holding what the client sent after
+   * its request head.
+   */
+  acceptConnection(options?: { headers?: Headers }): Duplex;
+}
 
 /**
  * The request, as CGI-style keys plus `ngi.*` keys. Hosts may add namespaced keys
@@ -58,6 +107,8 @@ export interface Environ {
   /** Fires when the client disconnects or the request times out. */
   'ngi.signal': AbortSignal;
   'ngi.file_wrapper'?: FileWrapper;
+  /** Present on an upgrade request the host can hand over (see `Upgrade`). */
+  'ngi.upgrade'?: Upgrade;
   [header: `HTTP_${string}`]: string | undefined;
   [key: string]: unknown;
   [key: symbol]: unknown;

@@ -7,6 +7,7 @@ import { NgiError } from '../core/errors.js';
 import type { NodeOrigin, NodeUpgrade } from '../core/node-origin.js';
 import { kNodeOrigin } from '../core/symbols.js';
 import { LazySignal } from '../core/signal.js';
+import { NodeUpgradeRequest } from './node-upgrade-request.js';
 import type { App, Chunk, Headers, StartResponse } from '../core/types.js';
 
 const RESOLVED = Promise.resolve();
@@ -86,9 +87,28 @@ export class NodeSink implements ResponseSink, NodeOrigin {
   }
 
   takeUpgrade(startResponse: StartResponse, input: unknown): NodeUpgrade | undefined {
+    const exchange = this.exchange;
+    if (
+      exchange === undefined ||
+      exchange.startResponse !== startResponse ||
+      // A body read upstream (kept or gone) is only in `ngi.input`: the listener needs that.
+      input !== this.req
+    ) {
+      return undefined;
+    }
+    return this.claimUpgrade();
+  }
+
+  /**
+   * The raw connection of an upgrade request, for whoever takes it (a Node upgrade listener,
+   * `ngi.upgrade`): only while nothing has been started. The exchange then lasts until the
+   * connection closes, with no time limit.
+   */
+  claimUpgrade(): NodeUpgrade | undefined {
     const upgrade = this.upgrade;
-    if (upgrade === undefined || !this.handOff(startResponse, input)) return undefined;
-    const exchange = this.exchange!;
+    const exchange = this.exchange;
+    if (upgrade === undefined || exchange === undefined || exchange.upgraded) return undefined;
+    if (!exchange.handOff()) return undefined;
     exchange.upgraded = true;
     // The connection is the taker's now: the stand-in response must never write on it.
     this.res.detachSocket(upgrade.socket as Socket);
@@ -124,6 +144,8 @@ export class NodeSink implements ResponseSink, NodeOrigin {
   abort(_error: Error): void {
     this.gone = true;
     this.res.destroy();
+    // Taken by an upgrade: the response is detached, the connection itself must go.
+    if (this.exchange?.upgraded === true) this.upgrade?.socket.destroy();
     this.wakeDrain();
   }
 
@@ -204,6 +226,7 @@ export function serveNodeRequest(
   const exchange = new Exchange(environ, sink, controller);
   sink.exchange = exchange;
   environ[kNodeOrigin] = sink;
+  if (options.upgrade !== undefined) environ['ngi.upgrade'] = new NodeUpgradeRequest(sink);
   if (options.next !== undefined) exchange.onFailure = options.next;
   if (options.onDone !== undefined) exchange.onDone = options.onDone;
   // `on`, not `once`: a response closes once, and `once` wraps every listener in a closure.

@@ -1,7 +1,16 @@
 import { Readable } from 'node:stream';
 import { defineApp } from '../core/define-app.js';
 import { NgiError, formatError } from '../core/errors.js';
-import type { App, Body, Chunk, Environ, Headers, StartResponse, Write } from '../core/types.js';
+import type {
+  App,
+  Body,
+  Chunk,
+  Environ,
+  Headers,
+  StartResponse,
+  Upgrade,
+  Write,
+} from '../core/types.js';
 
 /** Options of {@link validator}. */
 export interface ValidatorOptions {
@@ -112,6 +121,20 @@ function checkServerCall(environ: Environ, startResponse: unknown): void {
   const wrapper = environ['ngi.file_wrapper'];
   if (wrapper !== undefined && typeof wrapper !== 'function')
     fail(environ, 'ngi.file_wrapper', 'must be a function, or absent');
+  const upgrade = environ['ngi.upgrade'] as Partial<Upgrade> | null | undefined;
+  if (
+    upgrade !== undefined &&
+    (typeof upgrade?.protocol !== 'string' ||
+      !Array.isArray(upgrade.subprotocols) ||
+      typeof upgrade.acceptWebSocket !== 'function' ||
+      typeof upgrade.acceptConnection !== 'function')
+  ) {
+    fail(
+      environ,
+      'ngi.upgrade',
+      'must be { protocol, subprotocols, acceptWebSocket(), acceptConnection() }, or absent',
+    );
+  }
   if (typeof startResponse !== 'function') throw violation('startResponse is not a function');
 }
 
@@ -129,6 +152,8 @@ class Check {
   private readonly serverStart: StartResponse;
   private serverWrite: Write | undefined = undefined;
   private started = false;
+  /** The app took the connection through `ngi.upgrade`: no HTTP response is owed any more. */
+  private upgraded = false;
   private bodiless = false;
   /** Declared `Content-Length`, or -1. */
   private declared = -1;
@@ -154,6 +179,29 @@ class Check {
     this.write = (chunk) => this.put(chunk);
     this.signal = environ['ngi.signal'];
     this.signal.addEventListener('abort', this.onAbort);
+    const upgrade = environ['ngi.upgrade'];
+    if (upgrade !== undefined) environ['ngi.upgrade'] = this.watchUpgrade(upgrade);
+  }
+
+  /** `ngi.upgrade` as the app sees it: an accept after `startResponse` is a violation. */
+  private watchUpgrade(upgrade: Upgrade): Upgrade {
+    const take = (what: string): void => {
+      if (this.started)
+        throw this.appViolation(`${what} after startResponse: refuse or accept, not both`);
+      this.upgraded = true;
+    };
+    return {
+      protocol: upgrade.protocol,
+      subprotocols: upgrade.subprotocols,
+      acceptWebSocket: (options) => {
+        take('acceptWebSocket');
+        return upgrade.acceptWebSocket(options);
+      },
+      acceptConnection: (options) => {
+        take('acceptConnection');
+        return upgrade.acceptConnection(options);
+      },
+    };
   }
 
   private report(error: NgiError, thrown: boolean): NgiError {
@@ -182,6 +230,9 @@ class Check {
     const replacing = excInfo !== undefined && excInfo !== null;
     if (this.started && !replacing) {
       throw this.appViolation('startResponse called twice without excInfo');
+    }
+    if (this.upgraded) {
+      throw this.appViolation('startResponse after the upgrade was accepted');
     }
     if (typeof status !== 'string' || !STATUS.test(status)) {
       throw this.appViolation(
@@ -277,7 +328,9 @@ class Check {
   }
 
   private checkEnd(): void {
-    if (!this.started) throw this.appViolation('the body ended and startResponse was never called');
+    if (!this.started && !this.upgraded) {
+      throw this.appViolation('the body ended and startResponse was never called');
+    }
     if (this.declared >= 0 && !this.bodiless && this.sent < this.declared) {
       throw this.appViolation(
         `the body ended after ${this.sent} of the ${this.declared} bytes its Content-Length declares`,
@@ -291,7 +344,13 @@ class Check {
         `a body chunk is neither a string nor a Uint8Array (got ${show(chunk)})`,
       );
     }
-    if (!this.started) throw this.appViolation('a body chunk came before startResponse was called');
+    if (!this.started) {
+      throw this.appViolation(
+        this.upgraded
+          ? 'a body chunk after the upgrade was accepted (the connection carries another protocol)'
+          : 'a body chunk came before startResponse was called',
+      );
+    }
   }
 
   private put(chunk: Chunk): Promise<void> {
