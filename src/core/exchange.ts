@@ -1,5 +1,13 @@
 import { NgiError, RequestError, formatError } from './errors.js';
-import type { Body, Chunk, Environ, Headers, StartResponse, Write } from './types.js';
+import type {
+  Body,
+  Chunk,
+  Environ,
+  Headers,
+  ResponseTrailers,
+  StartResponse,
+  Write,
+} from './types.js';
 
 /**
  * Where a response goes: a Node `ServerResponse`, a raw uwsgi socket, a Fetch `ReadableStream`.
@@ -19,6 +27,10 @@ export interface ResponseSink {
   drain(): Promise<void>;
   /** Tears the connection down so the client sees an incomplete response. */
   abort(error: Error): void;
+  /** Sends a 103 with these (checked) headers; only sinks whose host offers `ngi.early_hints`. */
+  earlyHints?(headers: Headers): Promise<void>;
+  /** Sets the trailers written by the next `end`; only sinks whose host offers `ngi.trailers`. */
+  trailers?(headers: Headers): void;
   /** True once the client went away or the transport closed. */
   readonly closed: boolean;
   /** True once the head is on its way (also when a native handler sent it on a fast path). */
@@ -60,6 +72,29 @@ const HOP_BY_HOP = new Set([
   'proxy-connection',
   'proxy-authenticate',
   'proxy-authorization',
+]);
+
+/**
+ * Lower-case names that may not be trailers (RFC 9110 §6.5.1): framing, routing, request
+ * modifiers, authentication, and what a client must know before the body (a cookie, a type).
+ */
+const NOT_TRAILERS = new Set([
+  ...HOP_BY_HOP,
+  'content-length',
+  'content-type',
+  'content-encoding',
+  'content-range',
+  'host',
+  'set-cookie',
+  'authorization',
+  'www-authenticate',
+  'cache-control',
+  'expires',
+  'date',
+  'location',
+  'retry-after',
+  'vary',
+  'age',
 ]);
 
 function byteLength(chunk: Chunk): number {
@@ -120,6 +155,9 @@ export class Exchange {
   private body: unknown = undefined;
   private released = false;
   private writeFn: Write | undefined = undefined;
+  /** Names announced through `ngi.trailers`, lower-cased, or undefined. */
+  private trailerNames: string[] | undefined = undefined;
+  private trailerValues: Headers | undefined = undefined;
 
   constructor(environ: Environ, sink: ResponseSink, controller: { abort(reason?: unknown): void }) {
     this.environ = environ;
@@ -255,10 +293,101 @@ export class Exchange {
   }
 
   private sendHead(addLength: number): void {
+    let headers = this.headers;
+    if (this.trailerNames !== undefined && !this.bodiless) {
+      if (this.declared >= 0) {
+        throw new NgiError(
+          'NGI_ERR_VALIDATION',
+          'trailers were announced: the response cannot also declare a Content-Length',
+        );
+      }
+      // The host announces the trailers itself, and the length stays open (chunked framing).
+      headers = [...headers, ['Trailer', this.trailerNames.join(', ')]];
+      addLength = -1;
+    }
     // The phase moves only once the sink took the head: a head the transport refuses
     // (a header value Node rejects) leaves nothing on the wire, and still gets a 500.
-    this.sink.head(this.code, this.reason, this.headers, addLength);
+    this.sink.head(this.code, this.reason, headers, addLength);
     this.phase = Phase.Sent;
+  }
+
+  /** The end of the body: trailers first, when some were given, then the end itself. */
+  private endSink(chunk?: Chunk): void {
+    if (this.trailerValues !== undefined && !this.bodiless)
+      this.sink.trailers?.(this.trailerValues);
+    if (chunk === undefined) this.sink.end();
+    else this.sink.end(chunk);
+  }
+
+  /** `ngi.early_hints`, for hosts whose sink can send a 103. */
+  sendEarlyHints(headers: Headers): Promise<void> {
+    if (this.phase === Phase.Done) return rejected(new NgiError('NGI_ERR_CLIENT_GONE'));
+    if (this.phase === Phase.Sent || this.sink.headersSent || this.handedOff) {
+      return rejected(
+        new NgiError('NGI_ERR_VALIDATION', 'early hints after the response head went out'),
+      );
+    }
+    try {
+      let link = false;
+      const checked = checkFields(headers, 'early hint', (lower) => {
+        if (lower === 'link') link = true;
+        return HOP_BY_HOP.has(lower) || lower === 'content-length';
+      });
+      if (!link) {
+        throw new NgiError('NGI_ERR_VALIDATION', 'early hints carry at least one Link header');
+      }
+      return this.sink.earlyHints!(checked);
+    } catch (error) {
+      return rejected(error);
+    }
+  }
+
+  /** `ngi.trailers.announce`: before the head goes out. */
+  announceTrailers(names: readonly string[]): void {
+    if (this.phase === Phase.Done) throw new NgiError('NGI_ERR_CLIENT_GONE');
+    if (this.phase === Phase.Sent || this.sink.headersSent || this.handedOff) {
+      throw new NgiError(
+        'NGI_ERR_VALIDATION',
+        'trailers announced after the response head went out',
+      );
+    }
+    if (!Array.isArray(names) || names.length === 0) {
+      throw new NgiError('NGI_ERR_VALIDATION', 'announce trailers by a non-empty array of names');
+    }
+    const lower: string[] = [];
+    for (const name of names) {
+      if (typeof name !== 'string' || !TOKEN.test(name)) {
+        throw new NgiError('NGI_ERR_INVALID_HEADER', `trailer name ${JSON.stringify(name)}`);
+      }
+      const folded = name.toLowerCase();
+      if (NOT_TRAILERS.has(folded)) {
+        throw new NgiError('NGI_ERR_INVALID_HEADER', `${name} cannot be a trailer`);
+      }
+      lower.push(folded);
+    }
+    if (this.declared >= 0 && this.phase === Phase.Started) {
+      throw new NgiError(
+        'NGI_ERR_VALIDATION',
+        'trailers need a response without Content-Length (the body is framed for them)',
+      );
+    }
+    this.trailerNames = lower;
+  }
+
+  /** `ngi.trailers.send`: the values, before the body ends; only announced names. */
+  sendTrailers(headers: Headers): void {
+    if (this.phase === Phase.Done)
+      throw new NgiError('NGI_ERR_VALIDATION', 'trailers after the body ended');
+    const names = this.trailerNames;
+    if (names === undefined) {
+      throw new NgiError('NGI_ERR_VALIDATION', 'trailers sent without announce() before the head');
+    }
+    this.trailerValues = checkFields(headers, 'trailer', (lower) => {
+      if (!names.includes(lower)) {
+        throw new NgiError('NGI_ERR_VALIDATION', `trailer ${lower} was not announced`);
+      }
+      return false;
+    });
   }
 
   /** Writes one chunk, sending the head first if needed; `false` under backpressure. */
@@ -347,7 +476,7 @@ export class Exchange {
         this.sendHead(unknown || this.code === 204 || this.code === 304 ? -1 : total);
         if (chunks.length === 1 && !this.bodiless) {
           this.phase = Phase.Done;
-          this.sink.end(chunks[0] as Chunk);
+          this.endSink(chunks[0] as Chunk);
           this.release();
           return;
         }
@@ -416,7 +545,7 @@ export class Exchange {
       );
     }
     this.phase = Phase.Done;
-    this.sink.end();
+    this.endSink();
     this.release();
   }
 
@@ -552,4 +681,49 @@ function describe(value: unknown): string {
   if (typeof value === 'object')
     return `an object that is not iterable (${value.constructor?.name ?? 'Object'})`;
   return typeof value;
+}
+
+/**
+ * Checks extra header fields (early hints, trailers): `[string, string]` pairs, token names,
+ * no CR/LF/NUL; `refuse(lowerName)` says which names are out of place.
+ */
+function checkFields(headers: Headers, what: string, refuse: (lower: string) => boolean): Headers {
+  if (!Array.isArray(headers)) {
+    throw new NgiError('NGI_ERR_INVALID_HEADER', `${what}s must be an array of [name, value]`);
+  }
+  for (let i = 0; i < headers.length; i++) {
+    const pair = headers[i];
+    const name = pair?.[0];
+    const value = pair?.[1];
+    if (typeof name !== 'string' || typeof value !== 'string' || !TOKEN.test(name)) {
+      throw new NgiError('NGI_ERR_INVALID_HEADER', `${what} ${i} is not a [name, value] pair`);
+    }
+    if (INVALID_CHARS.test(value)) {
+      throw new NgiError(
+        'NGI_ERR_INVALID_HEADER',
+        `${what} ${JSON.stringify(name)} holds CR, LF or NUL`,
+      );
+    }
+    if (refuse(name.toLowerCase())) {
+      throw new NgiError('NGI_ERR_INVALID_HEADER', `${name} is not allowed in ${what}s`);
+    }
+  }
+  return headers;
+}
+
+/**
+ * `ngi.trailers` of one exchange: the methods live on the prototype, so a host offers the key
+ * for one small object per request.
+ */
+export class ExchangeTrailers implements ResponseTrailers {
+  readonly #exchange: Exchange;
+  constructor(exchange: Exchange) {
+    this.#exchange = exchange;
+  }
+  announce(names: readonly string[]): void {
+    this.#exchange.announceTrailers(names);
+  }
+  send(headers: Headers): void {
+    this.#exchange.sendTrailers(headers);
+  }
 }

@@ -26,6 +26,22 @@ export interface ErrorStream {
 /** Sends a file without copying it through JS, where the server can (`ngi.file_wrapper`). */
 export type FileWrapper = (path: string, options?: { start?: number; end?: number }) => Body;
 
+/**
+ * `ngi.early_hints`: sends a `103 Early Hints` with these headers (at least one `Link`) before
+ * the final response; resolves once written. Only while the head is not out.
+ */
+export type EarlyHints = (headers: Headers) => Promise<void>;
+
+/**
+ * `ngi.trailers`: response trailers, after the body. `announce(names)` before the head goes out
+ * frames the response for them (chunked, a `Trailer` header the host writes; no
+ * `Content-Length`); `send(headers)` before the body ends gives their values.
+ */
+export interface ResponseTrailers {
+  announce(names: readonly string[]): void;
+  send(headers: Headers): void;
+}
+
 /** A WebSocket message: a text frame as a string, a binary one as bytes. */
 export type WebSocketMessage = string | Uint8Array;
 
@@ -107,6 +123,10 @@ export interface Environ {
   /** Fires when the client disconnects or the request times out. */
   'ngi.signal': AbortSignal;
   'ngi.file_wrapper'?: FileWrapper;
+  /** Present where the host can send a 103 before the response (see `EarlyHints`). */
+  'ngi.early_hints'?: EarlyHints;
+  /** Present where the host can send response trailers (see `ResponseTrailers`). */
+  'ngi.trailers'?: ResponseTrailers;
   /** Present on an upgrade request the host can hand over (see `Upgrade`). */
   'ngi.upgrade'?: Upgrade;
   [header: `HTTP_${string}`]: string | undefined;

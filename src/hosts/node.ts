@@ -1,7 +1,7 @@
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import { Exchange, type ResponseSink } from '../core/exchange.js';
+import { Exchange, ExchangeTrailers, type ResponseSink } from '../core/exchange.js';
 import { environFromNode, type NodeEnvironOptions } from './node-environ.js';
 import { NgiError } from '../core/errors.js';
 import type { NodeOrigin, NodeUpgrade } from '../core/node-origin.js';
@@ -122,6 +122,29 @@ export class NodeSink implements ResponseSink, NodeOrigin {
     this.exchange?.fail(error);
   }
 
+  earlyHints(headers: Headers): Promise<void> {
+    // Node's writeEarlyHints takes a record: repeated names become arrays (several Link).
+    const hints: Record<string, string | string[]> = {};
+    for (const [name, value] of headers) {
+      const key = name.toLowerCase();
+      const prior = hints[key];
+      hints[key] =
+        prior === undefined ? value : [...(Array.isArray(prior) ? prior : [prior]), value];
+    }
+    return new Promise((resolve, reject) => {
+      try {
+        this.res.writeEarlyHints(hints, resolve);
+      } catch (error) {
+        // Node checks each Link value itself.
+        reject(new NgiError('NGI_ERR_INVALID_HEADER', (error as Error).message, { cause: error }));
+      }
+    });
+  }
+
+  trailers(headers: Headers): void {
+    this.res.addTrailers(headers);
+  }
+
   write(chunk: Chunk): boolean {
     return this.res.write(chunk);
   }
@@ -197,6 +220,18 @@ function readStatusLine(socket: Duplex, exchange: Exchange): void {
 }
 
 /**
+ * Whether 103s and trailers can reach this client: HTTP/1.1 or later (an HTTP/1.0 client
+ * takes any status line as final, and has no chunked framing), on a real connection (not a
+ * response ngi emulates for a handler further up).
+ */
+function canInform(req: IncomingMessage): boolean {
+  return (
+    req.httpVersionMajor >= 2 ||
+    (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1 && req.socket instanceof Socket)
+  );
+}
+
+/**
  * The reason to give `writeHead`: none for the standard one (Node writes it from its own table
  * and skips checking a string it did not get), the app's own otherwise.
  */
@@ -227,6 +262,10 @@ export function serveNodeRequest(
   sink.exchange = exchange;
   environ[kNodeOrigin] = sink;
   if (options.upgrade !== undefined) environ['ngi.upgrade'] = new NodeUpgradeRequest(sink);
+  else if (canInform(req)) {
+    environ['ngi.early_hints'] = (headers) => exchange.sendEarlyHints(headers);
+    environ['ngi.trailers'] = new ExchangeTrailers(exchange);
+  }
   if (options.next !== undefined) exchange.onFailure = options.next;
   if (options.onDone !== undefined) exchange.onDone = options.onDone;
   // `on`, not `once`: a response closes once, and `once` wraps every listener in a closure.

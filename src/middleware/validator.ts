@@ -5,8 +5,10 @@ import type {
   App,
   Body,
   Chunk,
+  EarlyHints,
   Environ,
   Headers,
+  ResponseTrailers,
   StartResponse,
   Upgrade,
   Write,
@@ -121,6 +123,16 @@ function checkServerCall(environ: Environ, startResponse: unknown): void {
   const wrapper = environ['ngi.file_wrapper'];
   if (wrapper !== undefined && typeof wrapper !== 'function')
     fail(environ, 'ngi.file_wrapper', 'must be a function, or absent');
+  const hints = environ['ngi.early_hints'];
+  if (hints !== undefined && typeof hints !== 'function')
+    fail(environ, 'ngi.early_hints', 'must be a function, or absent');
+  const trailers = environ['ngi.trailers'] as Partial<ResponseTrailers> | null | undefined;
+  if (
+    trailers !== undefined &&
+    (typeof trailers?.announce !== 'function' || typeof trailers.send !== 'function')
+  ) {
+    fail(environ, 'ngi.trailers', 'must be { announce(), send() }, or absent');
+  }
   const upgrade = environ['ngi.upgrade'] as Partial<Upgrade> | null | undefined;
   if (
     upgrade !== undefined &&
@@ -181,6 +193,52 @@ class Check {
     this.signal.addEventListener('abort', this.onAbort);
     const upgrade = environ['ngi.upgrade'];
     if (upgrade !== undefined) environ['ngi.upgrade'] = this.watchUpgrade(upgrade);
+    const hints = environ['ngi.early_hints'];
+    if (hints !== undefined) environ['ngi.early_hints'] = this.watchEarlyHints(hints);
+    const trailers = environ['ngi.trailers'];
+    if (trailers !== undefined) environ['ngi.trailers'] = this.watchTrailers(trailers);
+  }
+
+  /** Trailer names the app announced, lower-cased. */
+  private trailerNames: string[] | undefined = undefined;
+
+  /** `ngi.early_hints` as the app sees it: only before the head, and with a Link. */
+  private watchEarlyHints(hints: EarlyHints): EarlyHints {
+    return (headers) => {
+      if (this.headOut || this.finished) {
+        return Promise.reject(this.appViolation('early hints after the response head went out'));
+      }
+      if (!Array.isArray(headers) || !headers.some((h) => /^link$/i.test(String(h?.[0])))) {
+        return Promise.reject(this.appViolation('early hints without a Link header'));
+      }
+      return hints(headers);
+    };
+  }
+
+  /** `ngi.trailers` as the app sees it: announce before the head, send announced names before the end. */
+  private watchTrailers(trailers: ResponseTrailers): ResponseTrailers {
+    return {
+      announce: (names) => {
+        if (this.headOut || this.finished) {
+          throw this.appViolation('trailers announced after the response head went out');
+        }
+        if (this.started && this.declared >= 0) {
+          throw this.appViolation('trailers announced on a response with a Content-Length');
+        }
+        trailers.announce(names);
+        this.trailerNames = names.map((n) => n.toLowerCase());
+      },
+      send: (headers) => {
+        if (this.finished) throw this.appViolation('trailers sent after the body ended');
+        const names = this.trailerNames;
+        if (names === undefined) throw this.appViolation('trailers sent without announce()');
+        for (const pair of Array.isArray(headers) ? headers : []) {
+          const name = String(pair?.[0]).toLowerCase();
+          if (!names.includes(name)) throw this.appViolation(`trailer ${name} was not announced`);
+        }
+        trailers.send(headers);
+      },
+    };
   }
 
   /** `ngi.upgrade` as the app sees it: an accept after `startResponse` is a violation. */
@@ -240,6 +298,9 @@ class Check {
       );
     }
     const declared = this.checkHeaders(headers);
+    if (declared >= 0 && this.trailerNames !== undefined) {
+      throw this.appViolation('a Content-Length on a response whose trailers were announced');
+    }
     const headOut = this.headOut;
     // Throws excInfo itself when the head is out: that is the contract, passed on untouched.
     const write = this.serverStart(status, headers, excInfo);

@@ -224,6 +224,9 @@ describe('the environ of a Node request', () => {
       'ngi.multithread': 'boolean',
       'ngi.run_once': 'boolean',
       'ngi.signal': 'AbortSignal',
+      // Extensions this host supports for an HTTP/1.1 client on a real connection.
+      'ngi.early_hints': 'function',
+      'ngi.trailers': 'object',
     });
     assert.equal(echoed.scheme, 'http');
     assert.equal(echoed.strings.HTTPS, undefined);
