@@ -231,4 +231,23 @@ describe('ngi.upgrade: an NGI app takes a WebSocket', () => {
     assert.equal((await wsExchange(`ws://127.0.0.1:${port}/late`)).refused, 500);
     assert.match(violations.join('\n'), /acceptWebSocket after startResponse/);
   });
+
+  it('--harakiri never cuts a WebSocket: the request part ended with its 101', async () => {
+    const handle = await serve(echo, {
+      http: 0,
+      logFormat: 'off',
+      errors: logSink(),
+      harakiri: 0.1,
+    });
+    handles.push(handle);
+    const client = connect(`ws://127.0.0.1:${handle.http!.port}/`);
+    await client.message(0);
+    // Let the harakiri timer pass (this is no timing assertion: only that nothing was cut).
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    client.ws.send('still');
+    assert.equal(await client.message(1), 'echo still');
+    assert.equal(handle.figures().harakiri, 0);
+    client.ws.close();
+    await client.closed;
+  });
 });
