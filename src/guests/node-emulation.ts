@@ -10,7 +10,15 @@ import { Stream, type Readable } from 'node:stream';
 import { RESOLVED } from '../core/exchange.js';
 import { NgiError, formatError } from '../core/errors.js';
 import { rawMountPoint, targetBelowMount } from '../core/url.js';
-import type { Chunk, Environ, Headers, StartResponse, Write } from '../core/types.js';
+import type {
+  Chunk,
+  EarlyHints,
+  Environ,
+  Headers,
+  ResponseTrailers,
+  StartResponse,
+  Write,
+} from '../core/types.js';
 
 /**
  * Node objects for a handler that runs on an environ rather than on a Node request:
@@ -193,11 +201,16 @@ const OWN_METHODS = [
   'flushHeaders',
   '_implicitHeader',
   'writeContinue',
+  'writeEarlyHints',
+  'addTrailers',
 ];
 
 /** Per-response state, kept in own fields: Express swaps the prototype, own fields stay. */
 interface Emulated {
   startResponse: StartResponse;
+  /** The host's `ngi.early_hints` and `ngi.trailers`, where it offers them. */
+  earlyHints: EarlyHints | undefined;
+  trailers: ResponseTrailers | undefined;
   ngiWrite: Write | undefined;
   pending: number;
   waitingForDrain: boolean;
@@ -229,6 +242,18 @@ function commit(res: Res, given?: Headers): Write {
   }
   const code = res.statusCode;
   const reason = res.statusMessage || STATUS_CODES[code] || 'unknown';
+  const announced = res.trailers !== undefined ? res.getHeader('trailer') : undefined;
+  if (announced !== undefined) {
+    try {
+      res.trailers!.announce(
+        String(announced)
+          .split(',')
+          .map((name) => name.trim()),
+      );
+    } catch {
+      // Names that cannot be trailers: they are dropped, as the Trailer header itself is.
+    }
+  }
   try {
     res.ngiWrite = res.startResponse(`${code} ${reason}`, headers);
   } catch (error) {
@@ -406,10 +431,17 @@ function bodyOf(res: Res): AsyncIterable<Chunk> {
  * returned `write`. Ending it ends the body the NGI side is iterating.
  */
 export class EnvironResponse extends ServerResponse {
-  constructor(req: EnvironRequest, socket: EnvironSocket, startResponse: StartResponse) {
+  constructor(
+    req: EnvironRequest,
+    socket: EnvironSocket,
+    startResponse: StartResponse,
+    environ?: Environ,
+  ) {
     super(req);
     const state: Emulated = {
       startResponse,
+      earlyHints: environ?.['ngi.early_hints'],
+      trailers: environ?.['ngi.trailers'],
       ngiWrite: undefined,
       pending: 0,
       waitingForDrain: false,
@@ -469,6 +501,45 @@ export class EnvironResponse extends ServerResponse {
 
   override writeContinue(): void {
     // The gateway (or nginx) already answered `Expect: 100-continue`.
+  }
+
+  /** Through the host's `ngi.early_hints`; dropped (callback still called) where it has none. */
+  override writeEarlyHints(hints: Record<string, string | string[]>, callback?: () => void): void {
+    const res = this as unknown as Res;
+    const done = () => callback?.();
+    if (res.earlyHints === undefined || res.ngiWrite !== undefined) {
+      process.nextTick(done);
+      return;
+    }
+    const headers: Headers = [];
+    for (const name of Object.keys(hints)) {
+      const value = hints[name];
+      for (const v of Array.isArray(value) ? value : [value]) headers.push([name, String(v)]);
+    }
+    res.earlyHints(headers).then(done, done);
+  }
+
+  /**
+   * Through the host's `ngi.trailers` (announced from the `Trailer` header at the head, as
+   * Node wants it set); dropped where the host has none or nothing was announced.
+   */
+  override addTrailers(headers: OutgoingHttpHeaders | ReadonlyArray<[string, string]>): void {
+    const res = this as unknown as Res;
+    if (res.trailers === undefined) return;
+    const pairs: Headers = [];
+    if (Array.isArray(headers))
+      for (const [name, value] of headers) pairs.push([name, String(value)]);
+    else {
+      for (const name of Object.keys(headers)) {
+        const value = (headers as OutgoingHttpHeaders)[name];
+        if (value !== undefined) pairs.push([name, String(value)]);
+      }
+    }
+    try {
+      res.trailers.send(pairs);
+    } catch {
+      // Not announced, or after the end: Node drops such trailers too.
+    }
   }
 
   override flushHeaders(): void {
@@ -563,7 +634,7 @@ export function runOnEnviron(
 ): AsyncIterable<Chunk> {
   const socket = new EnvironSocket(environ);
   const req = new EnvironRequest(socket, environ);
-  const res = new EnvironResponse(req, socket, startResponse) as Res;
+  const res = new EnvironResponse(req, socket, startResponse, environ) as Res;
   if (environ.SCRIPT_NAME !== '') {
     (req as { originalUrl?: string }).originalUrl = environ.REQUEST_URI;
     // Raw, as Express's own baseUrl and as the fast path gives it.

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { request } from 'node:http';
 import { after, describe, it } from 'node:test';
 import { toFetch } from '../../../adapters/fetch.js';
+import { fromNodeHandler } from '../../../adapters/node.js';
 import { defineApp } from '../../../src/core/define-app.js';
 import { validator } from '../../../src/middleware/validator.js';
 import { serve, type ServerHandle } from '../../../src/server/serve.js';
@@ -215,5 +216,46 @@ describe('early hints and trailers on the Node listener', () => {
     await (await fetch(`http://127.0.0.1:${late.http!.port}/`)).text().catch(() => '');
     assert.match(violations.join('\n'), /early hints after the response head went out/);
     assert.match(violations.join('\n'), /trailers announced after the response head went out/);
+  });
+
+  it("a Node handler on ngi's emulation: res.writeEarlyHints and addTrailers go through the host, or are dropped where it has none", async () => {
+    const handler = fromNodeHandler((_req, res) => {
+      res.writeEarlyHints({ link: '</a.css>; rel=preload; as=style' });
+      res.setHeader('Content-Type', 'text/plain');
+      res.setHeader('Trailer', 'X-T');
+      res.write('body');
+      res.addTrailers({ 'X-T': '1' });
+      res.end();
+    });
+    // Wrapping startResponse, as any middleware does, puts the handler on the emulation.
+    const emulated: App = (environ, startResponse) =>
+      handler(environ, (status, headers, excInfo) => startResponse(status, headers, excInfo));
+    const handle = await start(emulated, true);
+    const client = await RawClient.connect(handle.http!.port);
+    client.send('GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n');
+    const text = await client.end();
+    assert.match(
+      text,
+      /^HTTP\/1\.1 103 Early Hints\r\nLink: <\/a\.css>; rel=preload; as=style\r\n\r\nHTTP\/1\.1 200 OK\r\n/,
+    );
+    assert.match(text, /4\r\nbody\r\n0\r\nX-T: 1\r\n\r\n$/);
+    const { encodeUwsgiPacket } = await import('../../../src/protocol/uwsgi-packet.js');
+    const uwsgi = await RawClient.connect(handle.uwsgi!.port);
+    uwsgi.socket.write(
+      encodeUwsgiPacket([
+        ['REQUEST_METHOD', 'GET'],
+        ['REQUEST_URI', '/'],
+        ['PATH_INFO', '/'],
+        ['QUERY_STRING', ''],
+        ['SERVER_PROTOCOL', 'HTTP/1.1'],
+        ['SERVER_NAME', 't'],
+        ['SERVER_PORT', '80'],
+        ['REMOTE_ADDR', '127.0.0.1'],
+        ['REMOTE_PORT', '1'],
+      ]),
+    );
+    const plain = await uwsgi.end();
+    assert.match(plain, /^HTTP\/1\.1 200 OK\r\n/);
+    assert.match(plain, /\r\n\r\nbody$/);
   });
 });
