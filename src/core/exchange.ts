@@ -553,6 +553,10 @@ export class Exchange {
   fail(error: unknown): void {
     const was = this.phase;
     this.phase = Phase.Done;
+    // Over already (the client left, the time ran out): an app failing afterwards, as one that
+    // gave up on `ngi.signal` does, has no one left to answer. Not every sink knows it is
+    // closed (a Fetch host learns of the client through `request.signal`, not its stream).
+    if (was === Phase.Done && !this.handedOff) return this.release();
     if (!this.sink.closed) {
       this.environ['ngi.errors'].write(
         formatError(

@@ -217,6 +217,41 @@ describe('toFetch', () => {
     assert.equal(reason.code, 'NGI_ERR_CLIENT_GONE');
   });
 
+  it('lives on when the app rejects after request.signal aborted, before any response', async () => {
+    const controller = new AbortController();
+    const settled = gate<unknown>();
+    const crashes: unknown[] = [];
+    const onCrash = (error: unknown) => crashes.push(error);
+    process.on('unhandledRejection', onCrash);
+    const errors = logSink();
+    try {
+      void toFetch(
+        async (environ, startResponse) => {
+          const signal = environ['ngi.signal'];
+          await new Promise((resolve) => signal.addEventListener('abort', resolve));
+          try {
+            // What an app that gave up does next: startResponse on an exchange that is over.
+            startResponse('200 OK', []);
+          } catch (error) {
+            settled.open(error);
+            throw error;
+          }
+          return ['never sent'];
+        },
+        { errors },
+      )(new Request('http://h/', { signal: controller.signal }));
+      controller.abort();
+      const error = (await settled.promise) as { code?: string };
+      assert.equal(error.code, 'NGI_ERR_CLIENT_GONE');
+      await new Promise((resolve) => setImmediate(resolve));
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(crashes, []);
+      assert.deepEqual(errors.lines, [], 'a client leaving is no app error');
+    } finally {
+      process.off('unhandledRejection', onCrash);
+    }
+  });
+
   it('fires ngi.signal and closes the app body when the consumer cancels the Response body', async () => {
     const aborted = gate();
     let closed = 0;
