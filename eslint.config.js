@@ -3,7 +3,7 @@ import tseslint from 'typescript-eslint';
 
 /*
  * The layers of src/, and what each may import. Imports point one way:
- *   core ← protocol, hosts, guests ← middleware ← server ← cli
+ *   core ← protocol, hosts, guests ← middleware ← server ← cli, testing
  * Hosts (an NGI app served by a Node response, a Fetch runtime, a uwsgi connection) and
  * guests (a Node or Fetch app run on an environ) never import each other. Nothing in src/
  * imports adapters/ or a framework; adapters/ use core, hosts, guests and middleware; the bin
@@ -79,23 +79,28 @@ export default tseslint.config(
   },
   {
     files: ['src/core/**'],
-    rules: rules(['protocol', 'hosts', 'guests', 'middleware', 'server', 'cli'], [ADAPTERS, BIN]),
+    rules: rules(
+      ['protocol', 'hosts', 'guests', 'middleware', 'server', 'cli', 'testing'],
+      [ADAPTERS, BIN],
+    ),
   },
   {
     files: ['src/protocol/**'],
-    rules: rules(['hosts', 'guests', 'middleware', 'server', 'cli'], [ADAPTERS, BIN]),
+    rules: rules(['hosts', 'guests', 'middleware', 'server', 'cli', 'testing'], [ADAPTERS, BIN]),
   },
   {
     files: ['src/hosts/**'],
-    rules: rules(['guests', 'middleware', 'server', 'cli'], [ADAPTERS, BIN]),
+    rules: rules(['guests', 'middleware', 'server', 'cli', 'testing'], [ADAPTERS, BIN]),
   },
   {
     files: ['src/guests/**'],
-    rules: rules(['hosts', 'middleware', 'server', 'cli'], [ADAPTERS, BIN]),
+    rules: rules(['hosts', 'middleware', 'server', 'cli', 'testing'], [ADAPTERS, BIN]),
   },
-  { files: ['src/middleware/**'], rules: rules(['server', 'cli'], [ADAPTERS, BIN]) },
-  { files: ['src/server/**'], rules: rules(['cli'], [ADAPTERS, BIN]) },
-  { files: ['src/cli/**', 'src/index.ts'], rules: rules([], [ADAPTERS, BIN]) },
+  { files: ['src/middleware/**'], rules: rules(['server', 'cli', 'testing'], [ADAPTERS, BIN]) },
+  { files: ['src/server/**'], rules: rules(['cli', 'testing'], [ADAPTERS, BIN]) },
+  // The conformance kit sits beside the CLI: it hosts apps with the server's listener.
+  { files: ['src/testing/**'], rules: rules(['cli'], [ADAPTERS, BIN]) },
+  { files: ['src/cli/**', 'src/index.ts'], rules: rules(['testing'], [ADAPTERS, BIN]) },
   {
     files: ['adapters/**'],
     rules: {
@@ -104,7 +109,7 @@ export default tseslint.config(
         {
           patterns: [
             {
-              regex: '(^|/)src/(server|cli)/',
+              regex: '(^|/)src/(server|cli|testing)/',
               message: 'adapters use core, hosts, guests, middleware',
             },
             BIN,

@@ -263,7 +263,14 @@ export class UwsgiSink implements ResponseSink {
   };
 
   abort(): void {
-    this.socket.destroy();
+    // A reset, not a close: a close-delimited body that just ends looks complete to nginx,
+    // which would then end its chunked response to the client as if nothing had failed.
+    // Only TCP sockets can be reset; a Unix socket is closed.
+    try {
+      this.socket.resetAndDestroy();
+    } catch {
+      this.socket.destroy();
+    }
     this.onDrain();
   }
 }

@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
+import { kitCases } from 'ngi-gateway/testing';
 
 const spec = readFileSync('docs/spec.md', 'utf8');
 /** `test/x.test.ts` “a title, or a literal part of one” */
@@ -47,5 +48,22 @@ describe('docs/spec.md', () => {
       }
       assert.ok(sources.get(file!)!.includes(title!), `${file} has no test “${title}”`);
     }
+  });
+
+  it('marks **kit** exactly the rules the conformance kit has cases for', () => {
+    const marked = rules.filter((rule) => /\*\*kit\*\*/.test(rule.text)).map((rule) => rule.id);
+    const checked = [...new Set(kitCases.map((kitCase) => kitCase.rule))];
+    assert.deepEqual(checked.sort(), [...marked].sort());
+  });
+
+  it('lists every case of the kit in §14, by rule and name', () => {
+    const section = spec.slice(spec.indexOf('## 14.'), spec.indexOf('## 15.'));
+    const listed = [...section.matchAll(/^\| (R\d+\.\d+) \| (.+) \|$/gm)].map(
+      ([, r, n]) => `${r} ${n}`,
+    );
+    assert.deepEqual(
+      listed,
+      kitCases.map((kitCase) => `${kitCase.rule} ${kitCase.name}`),
+    );
   });
 });
