@@ -9,9 +9,10 @@
  *   a process that outlives the worker. `--workers 0` serves in this very process (no reload,
  *   no recycling), for debuggers and for supervisors that want one process.
  */
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { runMaster } from '../server/master.js';
 import { isWorker, runWorker } from '../server/worker.js';
@@ -59,6 +60,27 @@ const FLAGS: Flag[] = [
     default: 'off',
     help: 'uwsgi listener for nginx uwsgi_pass; host defaults to 127.0.0.1',
     uwsgi: ['socket', 'uwsgi-socket'],
+  },
+  {
+    name: 'https',
+    type: 'string',
+    value: '[host:]port|unix:PATH',
+    default: 'off',
+    help: 'HTTPS listener, HTTP/2 and HTTP/1.1 by ALPN; needs --cert and --key',
+  },
+  {
+    name: 'cert',
+    type: 'string',
+    value: 'FILE',
+    default: 'none',
+    help: 'PEM certificate (chain) for --https; re-read by every reload (SIGHUP)',
+  },
+  {
+    name: 'key',
+    type: 'string',
+    value: 'FILE',
+    default: 'none',
+    help: 'PEM private key for --https',
   },
   {
     name: 'chmod-socket',
@@ -207,7 +229,7 @@ function helpText(): string {
     '',
     'Hosts an app module (an NGI app, Express, Fastify, Koa, Hono, a Fetch handler, a',
     'plain (req, res) handler or an http.Server with its upgrade listeners: ws, socket.io)',
-    'over HTTP and/or uwsgi, with a master and worker processes.',
+    'over HTTP, HTTPS (HTTP/2) and/or uwsgi, with a master and worker processes.',
     'Signals: SIGHUP reloads the workers gracefully; SIGTERM and SIGINT stop after in-flight',
     'requests finish.',
     'Every flag can also come from a config file given with --config (ngi.json, or an INI',
@@ -219,6 +241,7 @@ function helpText(): string {
     ...rows,
     '',
     'Example: ngi serve app.js --http :8080 --uwsgi :3031 --workers 4',
+    '         ngi serve app.js --https :8443 --cert cert.pem --key key.pem',
     '         ngi serve app.js --uwsgi unix:/run/app/uwsgi.sock --chmod-socket 660',
     '',
   ].join('\n');
@@ -236,6 +259,7 @@ interface Command {
   dieWithParent: boolean;
   http: ListenAddress | undefined;
   uwsgi: ListenAddress | undefined;
+  https: ListenAddress | undefined;
   stats: ListenAddress | undefined;
   serve: ServeOptions;
 }
@@ -363,9 +387,19 @@ function commandFrom(settings: Settings, warnings: string[]): Omit<Command, 'die
 
   const http = address('http');
   const uwsgi = address('uwsgi');
-  if (http === undefined && uwsgi === undefined) {
+  const https = address('https');
+  const cert = text('cert');
+  const key = text('key');
+  if (https !== undefined) {
+    if (cert === undefined || key === undefined) {
+      throw new UsageError(`${label('https')} needs --cert FILE and --key FILE (PEM)`);
+    }
+  } else if (cert !== undefined || key !== undefined) {
+    throw new UsageError(`${label(cert !== undefined ? 'cert' : 'key')} is only for --https`);
+  }
+  if (http === undefined && uwsgi === undefined && https === undefined) {
     throw new UsageError(
-      'nothing to listen on: give --http and/or --uwsgi, each [host:]port or unix:PATH',
+      'nothing to listen on: give --http, --https and/or --uwsgi, each [host:]port or unix:PATH',
     );
   }
   const logFormat = text('log-format') ?? 'text';
@@ -410,10 +444,14 @@ function commandFrom(settings: Settings, warnings: string[]): Omit<Command, 'die
     workers,
     http,
     uwsgi,
+    https,
     stats: address('stats'),
     serve: {
       http,
       uwsgi,
+      https,
+      cert: cert === undefined ? undefined : resolve(cert),
+      key: key === undefined ? undefined : resolve(key),
       chmodSocket,
       staticMap,
       harakiri: number('harakiri', 0),
@@ -539,12 +577,18 @@ export async function main(argv: string[], context: MainContext): Promise<number
     // Before any worker starts: a missing module is one clear line, not one per worker.
     resolveAppModule(splitSpecifier(specifier).path);
     if (command.workers === 0) return await serveHere(command, context);
-    const [http, uwsgi] = [await resolvePort(command.http), await resolvePort(command.uwsgi)];
+    if (command.https !== undefined) checkCertificates(command.serve);
+    const [http, uwsgi, https] = [
+      await resolvePort(command.http),
+      await resolvePort(command.uwsgi),
+      await resolvePort(command.https),
+    ];
     // The master claims the socket paths once (a stale file from a crashed run is removed, a
     // live one is an error); cluster then binds them once for all workers.
     for (const [what, address] of [
       ['http', http],
       ['uwsgi', uwsgi],
+      ['https', https],
       ['stats', command.stats],
     ] as const) {
       if (address?.path !== undefined) await claimSocket(what, address.path);
@@ -553,6 +597,7 @@ export async function main(argv: string[], context: MainContext): Promise<number
       workers: command.workers,
       http,
       uwsgi,
+      https,
       stats: command.stats,
       harakiri: command.serve.harakiri,
       grace: command.serve.grace,
@@ -560,6 +605,30 @@ export async function main(argv: string[], context: MainContext): Promise<number
   } catch (error) {
     process.stderr.write(`ngi: ${(error as Error).message}\n`);
     return 1;
+  }
+}
+
+/**
+ * The certificate and key must be readable and match before any worker starts: a mistake is
+ * one line from the master, not a worker failing to start.
+ */
+function checkCertificates(options: ServeOptions): void {
+  for (const [what, path] of [
+    ['certificate', options.cert],
+    ['key', options.key],
+  ] as const) {
+    try {
+      accessSync(path!, constants.R_OK);
+    } catch (error) {
+      throw new Error(`cannot read the TLS ${what} ${path}: ${(error as Error).message}`);
+    }
+  }
+  try {
+    createSecureContext({ cert: readFileSync(options.cert!), key: readFileSync(options.key!) });
+  } catch (error) {
+    throw new Error(
+      `the TLS certificate ${options.cert} and key ${options.key} are not usable together: ${(error as Error).message}`,
+    );
   }
 }
 
@@ -601,9 +670,22 @@ async function serveHere(command: Command, context: MainContext): Promise<number
   };
   line('http', handle.http);
   line('uwsgi', handle.uwsgi);
+  line('https', handle.https);
   line('stats', handle.stats);
   process.on('SIGHUP', () => {
-    process.stderr.write('ngi: reload needs a master: run with --workers 1 or more\n');
+    if (handle.https === undefined) {
+      process.stderr.write('ngi: reload needs a master: run with --workers 1 or more\n');
+      return;
+    }
+    // No workers to replace, but a renewed certificate can still be taken up.
+    try {
+      handle.reloadCertificates();
+      process.stderr.write('ngi: certificates re-read (reloading the app needs a master)\n');
+    } catch (error) {
+      process.stderr.write(
+        `ngi: certificates not reloaded, the old ones stay: ${(error as Error).message}\n`,
+      );
+    }
   });
   return new Promise((done) => {
     const stop = () => void handle.close().then(() => done(0));

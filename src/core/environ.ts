@@ -26,6 +26,9 @@ export function headerKey(name: string): string {
   if (key === undefined) {
     const lower = name.toLowerCase();
     if (lower.includes('_')) key = '';
+    // HTTP/2 pseudo-headers are the request line, already in the environ; `:authority`
+    // stands for Host (h2 clients send no Host header).
+    else if (lower.charCodeAt(0) === 58) key = lower === ':authority' ? 'HTTP_HOST' : '';
     else if (lower === 'content-type') key = 'CONTENT_TYPE';
     else if (lower === 'content-length') key = 'CONTENT_LENGTH';
     else key = 'HTTP_' + lower.toUpperCase().replace(/-/g, '_');

@@ -23,7 +23,7 @@ export class NodeSink implements ResponseSink, NodeOrigin {
   exchange: Exchange | undefined = undefined;
   private waiting: Promise<void> | undefined = undefined;
   private wake: (() => void) | undefined = undefined;
-  private gone = false;
+  protected gone = false;
   private onDrain: (() => void) | undefined = undefined;
 
   constructor(req: IncomingMessage, res: ServerResponse, upgrade?: NodeUpgrade) {

@@ -1,4 +1,5 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ListenerOptions } from './listener.js';
 import { serveNodeRequest, type NodeSink } from '../hosts/node.js';
@@ -26,7 +27,7 @@ export interface HttpServerOptions extends ListenerOptions {
 }
 
 /** Responses in progress per server, so a drain can ask them to close their connections. */
-const inFlightOf = new WeakMap<Server, Set<ServerResponse>>();
+const inFlightOf = new WeakMap<NetServer, Set<ServerResponse>>();
 /** Connections that came through `'upgrade'`, per server: a stop cuts them after its grace period. */
 const upgradedOf = new WeakMap<Server, Set<Duplex>>();
 
@@ -46,6 +47,47 @@ export function createHttpServer(app: App, options: HttpServerOptions = {}): Ser
     requestTimeout: Math.max((options.requestTimeout ?? 300) * 1000, headersTimeout),
     keepAliveTimeout: (options.keepAliveTimeout ?? 5) * 1000,
   });
+  server.on('request', http1Listener(server, app, options));
+  const base = { errors: options.errors, multiprocess: options.multiprocess };
+  const onExchange = options.onExchange;
+
+  const upgraded = new Set<Duplex>();
+  upgradedOf.set(server, upgraded);
+  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+    // Node drops its own error listener before this event: a reset must not crash the worker.
+    socket.on('error', ignore);
+    // Draining: a new long-lived connection would only be cut at the end of the grace period.
+    if (!server.listening) return refuseUpgrade(socket, 503, 'Service Unavailable');
+    const bytesBefore = (socket as { bytesWritten?: number }).bytesWritten ?? 0;
+    upgraded.add(socket);
+    const exchange = serveNodeUpgrade(app, req, socket, head, base);
+    const finished = onExchange?.(exchange);
+    socket.once('close', () => {
+      upgraded.delete(socket);
+      const res = (exchange.sink as NodeSink).res;
+      finished?.({
+        status: exchange.upgraded ? exchange.code : res.headersSent ? res.statusCode : 0,
+        bytes: Math.max(0, ((socket as { bytesWritten?: number }).bytesWritten ?? 0) - bytesBefore),
+        complete: exchange.upgraded || res.writableFinished,
+      });
+    });
+  });
+  return server;
+}
+
+/**
+ * The `request` listener serving HTTP/1.x requests of `server` with an NGI app: body limit,
+ * stall watch, the exchange's outcome for logs and stats, and what a drain needs. The HTTPS
+ * listener uses it for its HTTP/1.1 connections.
+ *
+ * @example
+ * server.on('request', http1Listener(server, app, { limitPost: 1 << 20 }));
+ */
+export function http1Listener(
+  server: NetServer,
+  app: App,
+  options: HttpServerOptions,
+): (req: IncomingMessage, res: ServerResponse) => void {
   const inFlight = new Set<ServerResponse>();
   inFlightOf.set(server, inFlight);
   watchStalls(server, inFlight, (options.socketTimeout ?? 30) * 1000);
@@ -59,7 +101,7 @@ export function createHttpServer(app: App, options: HttpServerOptions = {}): Ser
   const base = { errors: options.errors, multiprocess: options.multiprocess };
   const onExchange = options.onExchange;
 
-  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+  return (req: IncomingMessage, res: ServerResponse) => {
     // A request that arrives on a kept-alive connection while draining is the last on it.
     if (!server.listening) res.shouldKeepAlive = false;
     let target = app;
@@ -84,30 +126,17 @@ export function createHttpServer(app: App, options: HttpServerOptions = {}): Ser
         complete: res.writableFinished,
       });
     });
-  });
+  };
+}
 
-  const upgraded = new Set<Duplex>();
-  upgradedOf.set(server, upgraded);
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    // Node drops its own error listener before this event: a reset must not crash the worker.
-    socket.on('error', ignore);
-    // Draining: a new long-lived connection would only be cut at the end of the grace period.
-    if (!server.listening) return refuseUpgrade(socket, 503, 'Service Unavailable');
-    const bytesBefore = (socket as { bytesWritten?: number }).bytesWritten ?? 0;
-    upgraded.add(socket);
-    const exchange = serveNodeUpgrade(app, req, socket, head, base);
-    const finished = onExchange?.(exchange);
-    socket.once('close', () => {
-      upgraded.delete(socket);
-      const res = (exchange.sink as NodeSink).res;
-      finished?.({
-        status: exchange.upgraded ? exchange.code : res.headersSent ? res.statusCode : 0,
-        bytes: Math.max(0, ((socket as { bytesWritten?: number }).bytesWritten ?? 0) - bytesBefore),
-        complete: exchange.upgraded || res.writableFinished,
-      });
-    });
-  });
-  return server;
+/**
+ * Marks every HTTP/1.x response of `server` still in progress the last on its connection
+ * (see `drainHttpServer`).
+ */
+export function lastOnTheirConnections(server: NetServer): void {
+  for (const res of inFlightOf.get(server) ?? []) {
+    if (!res.headersSent) res.shouldKeepAlive = false;
+  }
 }
 
 function ignore(): void {}
@@ -143,7 +172,7 @@ interface Progress {
  * of re-arming a socket timer on every read and write, as `server.setTimeout` does: that costs
  * about 2 µs a request, and would also cut an app that is simply slow to answer.
  */
-function watchStalls(server: Server, inFlight: Set<ServerResponse>, idleMs: number): void {
+function watchStalls(server: NetServer, inFlight: Set<ServerResponse>, idleMs: number): void {
   if (idleMs <= 0) return;
   const seen = new WeakMap<ServerResponse, Progress>();
   const timer = setInterval(
@@ -204,7 +233,5 @@ export function drainHttpServer(server: Server): void {
       server.closeIdleConnections = closeIdle;
     }
   }
-  for (const res of inFlightOf.get(server) ?? []) {
-    if (!res.headersSent) res.shouldKeepAlive = false;
-  }
+  lastOnTheirConnections(server);
 }

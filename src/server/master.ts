@@ -27,6 +27,7 @@ export interface MasterOptions {
   workers: number;
   http?: ListenAddress;
   uwsgi?: ListenAddress;
+  https?: ListenAddress;
   stats?: ListenAddress;
   harakiri?: number;
   grace?: number;
@@ -77,7 +78,13 @@ export function runMaster(options: MasterOptions): Promise<number> {
   const done = new Promise<number>((resolve) => (finish = resolve));
 
   cluster.schedulingPolicy = cluster.SCHED_RR;
-  const env = { [LISTEN_ENV]: JSON.stringify({ http: options.http, uwsgi: options.uwsgi }) };
+  const env = {
+    [LISTEN_ENV]: JSON.stringify({
+      http: options.http,
+      uwsgi: options.uwsgi,
+      https: options.https,
+    }),
+  };
 
   const fork = (replaces?: Slot): Slot => {
     const worker = cluster.fork(env);
@@ -122,6 +129,8 @@ export function runMaster(options: MasterOptions): Promise<number> {
       log(`http listening on ${format(options.http)} (${count}, master pid ${process.pid})`);
     if (options.uwsgi)
       log(`uwsgi listening on ${format(options.uwsgi)} (${count}, master pid ${process.pid})`);
+    if (options.https)
+      log(`https listening on ${format(options.https)} (${count}, master pid ${process.pid})`);
     if (statsAddress) log(`stats listening on ${format(statsAddress)}`);
   };
 

@@ -1,5 +1,7 @@
 import cluster from 'node:cluster';
+import { readFileSync } from 'node:fs';
 import type { Server as HttpServer } from 'node:http';
+import type { Http2SecureServer } from 'node:http2';
 import type { AddressInfo, Server as NetServer, Socket } from 'node:net';
 import { resolve as resolvePath } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -16,6 +18,7 @@ import {
   drainHttpServer,
 } from './http-listener.js';
 import { chmodSocket, claimUnixSocket } from './unix-socket.js';
+import { closeHttpsConnections, createHttpsServer, drainHttpsServer } from './https-listener.js';
 import type { App, Environ, ErrorStream, StartResponse } from '../core/types.js';
 
 /**
@@ -43,6 +46,12 @@ export interface ServeOptions {
   http?: ListenSpec;
   /** uwsgi listener for nginx `uwsgi_pass` (host 127.0.0.1 by default: an internal interface). */
   uwsgi?: ListenSpec;
+  /** HTTPS listener: HTTP/2 and HTTP/1.1 on one TLS port by ALPN; needs `cert` and `key`. */
+  https?: ListenSpec;
+  /** The certificate chain file (PEM) for `https`, read at start and by `reloadCertificates()`. */
+  cert?: string;
+  /** The private key file (PEM) for `https`. */
+  key?: string;
   /**
    * Mode of the Unix socket files this process binds (uWSGI's `--chmod-socket`, e.g. `0o660`
    * for an nginx in the socket's group); the umask decides when unset.
@@ -84,9 +93,15 @@ export interface ServerHandle {
   /** Where the HTTP listener listens, if any. */
   readonly http: ListenAddress | undefined;
   readonly uwsgi: ListenAddress | undefined;
+  readonly https: ListenAddress | undefined;
   readonly stats: ListenAddress | undefined;
   /** This process's counters. */
   figures(): WorkerFigures;
+  /**
+   * Reads `cert` and `key` again and uses them for new TLS connections (a renewed
+   * certificate); throws, keeping the old ones, if they cannot be read or do not match.
+   */
+  reloadCertificates(): void;
   /** Stops accepting, lets in-flight requests finish (up to `grace` seconds), then resolves. */
   close(grace?: number): Promise<void>;
 }
@@ -107,8 +122,11 @@ type StaticFiles = (dir: string, options?: { fallback?: App }) => App;
  * process.on('SIGTERM', () => void server.close());
  */
 export async function serve(app: App, options: ServeOptions): Promise<ServerHandle> {
-  if (options.http === undefined && options.uwsgi === undefined) {
-    throw new TypeError('serve: give an http and/or a uwsgi listener');
+  if (options.http === undefined && options.uwsgi === undefined && options.https === undefined) {
+    throw new TypeError('serve: give an http, https and/or uwsgi listener');
+  }
+  if (options.https !== undefined && (options.cert === undefined || options.key === undefined)) {
+    throw new TypeError('serve: an https listener needs cert and key (PEM file paths)');
   }
   const errors = options.errors ?? stderrStream;
   const counters = new Counters();
@@ -168,6 +186,7 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
   };
   const servers: NetServer[] = [];
   let httpServer: HttpServer | undefined;
+  let httpsServer: Http2SecureServer | undefined;
   let uwsgiServer: NetServer | undefined;
   let statsServer: HttpServer | undefined;
   const uwsgiSockets = new Set<Socket>();
@@ -176,6 +195,11 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
       httpServer = createHttpServer(served, listener);
       servers.push(httpServer);
       await listen(httpServer, options.http, 'http', options.chmodSocket);
+    }
+    if (options.https !== undefined) {
+      httpsServer = createHttpsServer(served, { ...listener, ...readCertificates(options) });
+      servers.push(httpsServer);
+      await listen(httpsServer, options.https, 'https', options.chmodSocket);
     }
     if (options.uwsgi !== undefined) {
       const { createUwsgiServer } = await import('./uwsgi-listener.js');
@@ -201,13 +225,16 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
   let closing: Promise<void> | undefined;
   const close = (grace = options.grace ?? 30): Promise<void> => {
     closing ??= (async () => {
-      const ended = [httpServer, uwsgiServer].filter((s) => s !== undefined).map(whenClosed);
+      const ended = [httpServer, httpsServer, uwsgiServer]
+        .filter((s) => s !== undefined)
+        .map(whenClosed);
       if (statsServer !== undefined) {
         statsServer.close();
         statsServer.closeAllConnections();
       }
       uwsgiServer?.close();
       if (httpServer !== undefined) drainHttpServer(httpServer);
+      if (httpsServer !== undefined) drainHttpsServer(httpsServer);
       const idle = new Promise<void>((resolve) => {
         if (counters.inFlight === 0) resolve();
         else drained = resolve;
@@ -240,6 +267,7 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
         closeUpgradedConnections(httpServer);
         httpServer.closeAllConnections();
       }
+      if (httpsServer !== undefined) closeHttpsConnections(httpsServer);
       for (const socket of uwsgiSockets) socket.destroy();
       await Promise.all(ended);
     })();
@@ -249,6 +277,8 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
   return {
     http: addressOf(httpServer),
     uwsgi: addressOf(uwsgiServer),
+    https: addressOf(httpsServer),
+    reloadCertificates: () => httpsServer?.setSecureContext(readCertificates(options)),
     stats: addressOf(statsServer),
     figures: () => counters.figures(),
     close,
@@ -300,6 +330,24 @@ export function formatListen(address: ListenAddress): string {
   return address.host.includes(':')
     ? `[${address.host}]:${address.port}`
     : `${address.host}:${address.port}`;
+}
+
+/** The PEM files of `cert` and `key`, read now; an error names the file. */
+function readCertificates(options: ServeOptions): { cert: Buffer; key: Buffer } {
+  const read = (what: string, path: string | undefined): Buffer => {
+    try {
+      return readFileSync(path!);
+    } catch (error) {
+      throw new NgiError(
+        'NGI_ERR_LISTEN',
+        `cannot read the TLS ${what} ${path}: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
+    }
+  };
+  return { cert: read('certificate', options.cert), key: read('key', options.key) };
 }
 
 function toAddress(spec: ListenSpec): ListenAddress {

@@ -19,6 +19,7 @@ export async function runWorker(load: () => Promise<App>, options: ServeOptions)
   const listen = JSON.parse(process.env[LISTEN_ENV] ?? '{}') as {
     http?: ListenAddress;
     uwsgi?: ListenAddress;
+    https?: ListenAddress;
   };
   const send = (message: WorkerMessage, then?: () => void): void => {
     if (process.connected) process.send!(message, undefined, {}, () => then?.());
@@ -90,6 +91,7 @@ export async function runWorker(load: () => Promise<App>, options: ServeOptions)
       ...options,
       http: listen.http,
       uwsgi: listen.uwsgi,
+      https: listen.https,
       stats: undefined,
       multiprocess: true,
       onRecycle: (reason) => send({ ngi: 'recycle', reason }),

@@ -82,7 +82,7 @@ describe('serve()', () => {
   });
 
   it('refuses to start without a listener, and names the address it cannot bind', async () => {
-    await assert.rejects(serve(app, {}), /give an http and\/or a uwsgi listener/);
+    await assert.rejects(serve(app, {}), /give an http, https and\/or uwsgi listener/);
     const taken = createServer();
     await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
     const port = (taken.address() as { port: number }).port;

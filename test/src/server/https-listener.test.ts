@@ -1,0 +1,314 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect as http2Connect, type ClientHttp2Session } from 'node:http2';
+import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { connect as tlsConnect } from 'node:tls';
+import { promisify } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import express from 'express';
+import Fastify from 'fastify';
+import Koa from 'koa';
+import { fromExpress } from '../../../adapters/express.js';
+import { fromFastify } from '../../../adapters/fastify.js';
+import { fromKoa } from '../../../adapters/koa.js';
+import { fromNodeHandler } from '../../../adapters/node.js';
+import { defineApp } from '../../../src/core/define-app.js';
+import type { App } from '../../../src/core/types.js';
+import { serve, type ServeOptions, type ServerHandle } from '../../../src/server/serve.js';
+import { makeCertificate, type CertificateFiles } from '../../helpers/tls.js';
+
+const run = promisify(execFile);
+const dir = mkdtempSync(join(tmpdir(), 'ngi-https-'));
+let certs: CertificateFiles;
+const handles: ServerHandle[] = [];
+const sessions: ClientHttp2Session[] = [];
+before(() => {
+  certs = makeCertificate(dir, 'first', 'ngi-first');
+});
+after(async () => {
+  for (const session of sessions) session.destroy();
+  await Promise.all(handles.map((h) => h.close(0)));
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const quiet = { write() {} };
+async function start(app: App, options: Partial<ServeOptions> = {}): Promise<number> {
+  const handle = await serve(app, {
+    https: 0,
+    cert: certs.cert,
+    key: certs.key,
+    logFormat: 'off',
+    errors: quiet,
+    ...options,
+  });
+  handles.push(handle);
+  return handle.https!.port;
+}
+
+const environApp = defineApp((environ, startResponse) => {
+  startResponse('200 OK', [
+    ['Content-Type', 'application/json'],
+    ['Set-Cookie', 'a=1'],
+    ['Set-Cookie', 'b=2'],
+  ]);
+  const { SERVER_PROTOCOL, HTTPS, HTTP_HOST, SERVER_NAME, SERVER_PORT, PATH_INFO, QUERY_STRING } =
+    environ;
+  return [
+    JSON.stringify({
+      SERVER_PROTOCOL,
+      HTTPS,
+      scheme: environ['ngi.url_scheme'],
+      HTTP_HOST,
+      SERVER_NAME,
+      SERVER_PORT,
+      PATH_INFO,
+      QUERY_STRING,
+      pseudo: Object.keys(environ).filter((k) => k.includes(':')),
+    }),
+  ];
+});
+
+/** curl over TLS (`--http2` or `--http1.1`), trusting the test's own certificate. */
+async function curl(port: number, path: string, version: '--http2' | '--http1.1') {
+  const { stdout } = await run('curl', [
+    '-sS',
+    '--max-time',
+    '20',
+    version,
+    '--cacert',
+    certs.cert,
+    '-D',
+    '-',
+    `https://localhost:${port}${path}`,
+  ]);
+  const [head, body] = stdout.split('\r\n\r\n');
+  return { head: head!, body: body! };
+}
+
+function h2(port: number): ClientHttp2Session {
+  const session = http2Connect(`https://localhost:${port}`, { ca: readCert() });
+  session.on('error', () => {});
+  sessions.push(session);
+  return session;
+}
+let certText: string | undefined;
+const readCert = () => (certText ??= readFileSync(certs.cert, 'utf8'));
+
+describe('HTTPS listener: HTTP/2 and HTTP/1.1 by ALPN', () => {
+  it('speaks h2 to curl --http2: HTTP/2.0, HTTPS on, Host from :authority, no pseudo-headers', async () => {
+    const port = await start(environApp);
+    const { head, body } = await curl(port, '/p?q=1', '--http2');
+    assert.match(head, /^HTTP\/2 200/);
+    assert.deepEqual(
+      head.split('\r\n').filter((l) => l.startsWith('set-cookie')),
+      ['set-cookie: a=1', 'set-cookie: b=2'],
+    );
+    assert.deepEqual(JSON.parse(body), {
+      SERVER_PROTOCOL: 'HTTP/2.0',
+      HTTPS: 'on',
+      scheme: 'https',
+      HTTP_HOST: `localhost:${port}`,
+      SERVER_NAME: 'localhost',
+      SERVER_PORT: String(port),
+      PATH_INFO: '/p',
+      QUERY_STRING: 'q=1',
+      pseudo: [],
+    });
+  });
+
+  it('speaks HTTP/1.1 over TLS on the same port to curl --http1.1', async () => {
+    const port = await start(environApp);
+    const { head, body } = await curl(port, '/one', '--http1.1');
+    assert.match(head, /^HTTP\/1\.1 200 OK/);
+    const environ = JSON.parse(body);
+    assert.equal(environ.SERVER_PROTOCOL, 'HTTP/1.1');
+    assert.equal(environ.HTTPS, 'on');
+    assert.equal(environ.scheme, 'https');
+  });
+
+  it('drops hop-by-hop headers a Node handler sets, instead of failing the h2 stream', async () => {
+    const app = fromNodeHandler((_req, res) => {
+      res.setHeader('Connection', 'close');
+      res.setHeader('Keep-Alive', 'timeout=5');
+      res.setHeader('X-Kept', 'yes');
+      res.end('fine');
+    });
+    const port = await start(app);
+    const { head, body } = await curl(port, '/', '--http2');
+    assert.match(head, /^HTTP\/2 200/);
+    assert.doesNotMatch(head, /^connection|^keep-alive/im);
+    assert.match(head, /^x-kept: yes/im);
+    assert.equal(body, 'fine');
+  });
+
+  it('a reset h2 stream fires ngi.signal and finishes the body', async () => {
+    let aborted!: () => void;
+    const abortSeen = new Promise<void>((resolve) => (aborted = resolve));
+    let closed!: () => void;
+    const bodyClosed = new Promise<void>((resolve) => (closed = resolve));
+    const app = defineApp((environ, startResponse) => {
+      (environ['ngi.signal'] as AbortSignal).addEventListener('abort', () => aborted());
+      startResponse('200 OK', [['Content-Type', 'text/plain']]);
+      return (async function* () {
+        try {
+          for (;;) {
+            yield 'x'.repeat(16384);
+            await new Promise((resolve) => setImmediate(resolve));
+          }
+        } finally {
+          closed();
+        }
+      })();
+    });
+    const port = await start(app);
+    const stream = h2(port).request({ ':path': '/forever' });
+    stream.once('data', () => stream.close(0x8 /* CANCEL */));
+    await abortSeen;
+    await bodyClosed;
+  });
+
+  it('holds back an h2 body the client does not read (per-stream backpressure)', async () => {
+    let produced = 0;
+    const app = defineApp((_environ, startResponse) => {
+      startResponse('200 OK', [['Content-Type', 'application/octet-stream']]);
+      return (function* () {
+        for (; produced < 1024; produced++) yield Buffer.alloc(16384);
+      })();
+    });
+    const port = await start(app);
+    const session = h2(port);
+    const stream = session.request({ ':path': '/big' });
+    stream.pause();
+    await new Promise((resolve) => stream.once('response', resolve));
+    // Round trips through the server's event loop while the client reads nothing: without
+    // backpressure the server would pull all 16 MB meanwhile (a synchronous generator).
+    for (let i = 0; i < 20; i++) {
+      await new Promise((resolve, reject) =>
+        session.ping((error) => (error ? reject(error) : resolve(undefined))),
+      );
+    }
+    assert.ok(produced < 64, `pulled ${produced} chunks of 16 KB through a 64 KB window`);
+    let bytes = 0;
+    stream.on('data', (chunk: Buffer) => (bytes += chunk.length));
+    stream.resume();
+    await new Promise((resolve) => stream.once('end', resolve));
+    assert.equal(bytes, 1024 * 16384);
+  });
+
+  it('close() lets an h2 stream in flight finish, sends GOAWAY, and resolves', async () => {
+    let arrived!: () => void;
+    const arrival = new Promise<void>((resolve) => (arrived = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const app = defineApp(async (_environ, startResponse) => {
+      arrived();
+      await released;
+      startResponse('200 OK', [['Content-Type', 'text/plain']]);
+      return ['finished'];
+    });
+    const handle = await serve(app, {
+      https: 0,
+      cert: certs.cert,
+      key: certs.key,
+      logFormat: 'off',
+      errors: quiet,
+    });
+    const session = h2(handle.https!.port);
+    const goaway = new Promise((resolve) => session.once('goaway', resolve));
+    const stream = session.request({ ':path': '/slow' });
+    let body = '';
+    stream.setEncoding('utf8').on('data', (chunk: string) => (body += chunk));
+    const ended = new Promise((resolve) => stream.once('end', resolve));
+    await arrival;
+    const closed = handle.close(30);
+    await goaway;
+    release();
+    await ended;
+    assert.equal(body, 'finished');
+    await closed;
+  });
+
+  it('re-reads the certificate on reloadCertificates()', async () => {
+    const files = makeCertificate(dir, 'reload', 'ngi-first');
+    const handle = await serve(environApp, {
+      https: 0,
+      cert: files.cert,
+      key: files.key,
+      logFormat: 'off',
+      errors: quiet,
+    });
+    handles.push(handle);
+    const subject = () =>
+      new Promise<string>((resolve, reject) => {
+        const socket = tlsConnect(
+          { port: handle.https!.port, host: '127.0.0.1', rejectUnauthorized: false },
+          () => {
+            resolve(String(socket.getPeerCertificate().subject.CN));
+            socket.destroy();
+          },
+        );
+        socket.on('error', reject);
+      });
+    assert.equal(await subject(), 'ngi-first');
+    const renewed = makeCertificate(dir, 'reload', 'ngi-renewed');
+    assert.equal(renewed.cert, files.cert, 'the files are overwritten in place, as on renewal');
+    handle.reloadCertificates();
+    assert.equal(await subject(), 'ngi-renewed');
+  });
+});
+
+describe('frameworks over HTTPS see a secure request over h2 and HTTP/1.1', () => {
+  const expressApp = express();
+  expressApp.get('/', (req, res) => {
+    res.json({ secure: req.secure, protocol: req.protocol, version: req.httpVersion });
+  });
+  const koa = new Koa();
+  koa.use((ctx) => {
+    ctx.body = { secure: ctx.secure, protocol: ctx.protocol, version: ctx.req.httpVersion };
+  });
+  const apps: Array<[string, () => Promise<App> | App]> = [
+    ['Express', () => fromExpress(expressApp)],
+    ['Koa', () => fromKoa(koa)],
+    [
+      'Fastify',
+      async () => {
+        const fastify = Fastify();
+        fastify.get('/', (request) => ({
+          secure: request.protocol === 'https',
+          protocol: request.protocol,
+          version: request.raw.httpVersion,
+        }));
+        return fromFastify(fastify);
+      },
+    ],
+  ];
+  for (const [name, make] of apps) {
+    it(`${name}: req.secure and req.protocol`, async () => {
+      const port = await start(await make());
+      for (const [flag, version] of [
+        ['--http2', '2.0'],
+        ['--http1.1', '1.1'],
+      ] as const) {
+        const { body } = await curl(port, '/', flag);
+        assert.deepEqual(JSON.parse(body), { secure: true, protocol: 'https', version }, flag);
+      }
+      // And Node's own https client, over HTTP/1.1.
+      const body = await new Promise<string>((resolve, reject) => {
+        const req = httpsRequest(
+          { host: 'localhost', port, path: '/', ca: readCert(), agent: false },
+          (res) => {
+            let text = '';
+            res.setEncoding('utf8').on('data', (c: string) => (text += c));
+            res.on('end', () => resolve(text));
+          },
+        );
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(JSON.parse(body).secure, true);
+    });
+  }
+});
