@@ -35,6 +35,7 @@ import {
   type ServeOptions,
 } from '../server/serve.js';
 import { claimUnixSocket, parseSocketMode } from '../server/unix-socket.js';
+import { compileTrust } from '../middleware/trusted-proxy.js';
 
 interface Flag extends SettingKey {
   short?: string;
@@ -139,6 +140,13 @@ const FLAGS: Flag[] = [
     value: 'BYTES',
     default: '0 (off)',
     help: 'refuse (413) a request body declared larger than this',
+  },
+  {
+    name: 'trust-proxy',
+    type: 'string',
+    value: 'ADDR|CIDR,...',
+    default: 'none',
+    help: 'peers whose Forwarded/X-Forwarded-* headers set REMOTE_ADDR, scheme and host (also loopback, uniquelocal)',
   },
   {
     name: 'socket-timeout',
@@ -434,6 +442,18 @@ function commandFrom(settings: Settings, warnings: string[]): Omit<Command, 'die
       throw new UsageError(`${label('chmod-socket')}: ${(error as Error).message}`);
     }
   }
+  const trustText = text('trust-proxy');
+  const trustProxy = trustText
+    ?.split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '');
+  if (trustProxy !== undefined) {
+    try {
+      compileTrust(trustProxy);
+    } catch (error) {
+      throw new UsageError(`${label('trust-proxy')}: ${(error as Error).message}`);
+    }
+  }
   const bufferSize = integer('buffer-size', 4096, 65535);
   if (bufferSize < 4) throw new UsageError(`${label('buffer-size')} must be at least 4`);
   const workers = integer('workers', 1, 1024);
@@ -453,6 +473,7 @@ function commandFrom(settings: Settings, warnings: string[]): Omit<Command, 'die
       cert: cert === undefined ? undefined : resolve(cert),
       key: key === undefined ? undefined : resolve(key),
       chmodSocket,
+      trustProxy,
       staticMap,
       harakiri: number('harakiri', 0),
       maxRequests: integer('max-requests', 0),

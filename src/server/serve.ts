@@ -18,6 +18,7 @@ import {
   drainHttpServer,
 } from './http-listener.js';
 import { chmodSocket, claimUnixSocket } from './unix-socket.js';
+import { trustedProxies } from '../middleware/trusted-proxy.js';
 import { closeHttpsConnections, createHttpsServer, drainHttpsServer } from './https-listener.js';
 import type { App, Environ, ErrorStream, StartResponse } from '../core/types.js';
 
@@ -57,6 +58,12 @@ export interface ServeOptions {
    * for an nginx in the socket's group); the umask decides when unset.
    */
   chmodSocket?: number;
+  /**
+   * Proxies (addresses, CIDR ranges, or `loopback`/`linklocal`/`uniquelocal`) whose
+   * `Forwarded` / `X-Forwarded-*` headers say who the client is; from any other peer they
+   * change nothing. Over uwsgi the peer is nginx's `REMOTE_ADDR`.
+   */
+  trustProxy?: readonly string[];
   /** A listener that answers every request with the stats JSON. */
   stats?: ListenSpec;
   /** URL prefix → folder, served before the app; a missing file falls through to the app. */
@@ -175,6 +182,10 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
       ? options.staticMap
       : Object.entries(options.staticMap);
     if (entries.length > 0) served = withStaticMap(app, entries, await loadStaticFiles());
+  }
+  // Outermost: static files, the app and the access log all see the client's address.
+  if (options.trustProxy !== undefined && options.trustProxy.length > 0) {
+    served = trustedProxies(served, { trust: options.trustProxy });
   }
 
   const listener = {

@@ -49,6 +49,7 @@ const FLAGS = [
   'chmod-socket',
   'buffer-size',
   'limit-post',
+  'trust-proxy',
   'socket-timeout',
   'log-format',
   'stats',
