@@ -149,6 +149,13 @@ const FLAGS: Flag[] = [
     help: 'peers whose Forwarded/X-Forwarded-* headers set REMOTE_ADDR, scheme and host (also loopback, uniquelocal)',
   },
   {
+    name: 'proxy-protocol',
+    type: 'string',
+    value: 'http|uwsgi,...',
+    default: 'none',
+    help: 'these listeners require a PROXY protocol v1/v2 header (HAProxy, TCP load balancers) and take the client from it',
+  },
+  {
     name: 'socket-timeout',
     type: 'string',
     value: 'S',
@@ -454,6 +461,19 @@ function commandFrom(settings: Settings, warnings: string[]): Omit<Command, 'die
       throw new UsageError(`${label('trust-proxy')}: ${(error as Error).message}`);
     }
   }
+  const proxyProtocol = text('proxy-protocol')
+    ?.split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '') as Array<'http' | 'uwsgi'> | undefined;
+  for (const name of proxyProtocol ?? []) {
+    if (name !== 'http' && name !== 'uwsgi') {
+      throw new UsageError(
+        `${label('proxy-protocol')} names listeners, http and/or uwsgi, got ${JSON.stringify(name)}${
+          name === 'https' ? ' (not supported on https yet)' : ''
+        }`,
+      );
+    }
+  }
   const bufferSize = integer('buffer-size', 4096, 65535);
   if (bufferSize < 4) throw new UsageError(`${label('buffer-size')} must be at least 4`);
   const workers = integer('workers', 1, 1024);
@@ -474,6 +494,7 @@ function commandFrom(settings: Settings, warnings: string[]): Omit<Command, 'die
       key: key === undefined ? undefined : resolve(key),
       chmodSocket,
       trustProxy,
+      proxyProtocol,
       staticMap,
       harakiri: number('harakiri', 0),
       maxRequests: integer('max-requests', 0),

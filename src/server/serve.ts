@@ -19,6 +19,7 @@ import {
 } from './http-listener.js';
 import { chmodSocket, claimUnixSocket } from './unix-socket.js';
 import { trustedProxies } from '../middleware/trusted-proxy.js';
+import { acceptProxyProtocol } from './proxy-protocol.js';
 import { closeHttpsConnections, createHttpsServer, drainHttpsServer } from './https-listener.js';
 import type { App, Environ, ErrorStream, StartResponse } from '../core/types.js';
 
@@ -64,6 +65,11 @@ export interface ServeOptions {
    * change nothing. Over uwsgi the peer is nginx's `REMOTE_ADDR`.
    */
   trustProxy?: readonly string[];
+  /**
+   * Listeners that require a PROXY protocol header (v1 or v2, as HAProxy and TCP load
+   * balancers send) on every connection, and take the client's address from it.
+   */
+  proxyProtocol?: ReadonlyArray<'http' | 'uwsgi'>;
   /** A listener that answers every request with the stats JSON. */
   stats?: ListenSpec;
   /** URL prefix → folder, served before the app; a missing file falls through to the app. */
@@ -131,6 +137,10 @@ type StaticFiles = (dir: string, options?: { fallback?: App }) => App;
 export async function serve(app: App, options: ServeOptions): Promise<ServerHandle> {
   if (options.http === undefined && options.uwsgi === undefined && options.https === undefined) {
     throw new TypeError('serve: give an http, https and/or uwsgi listener');
+  }
+  if ((options.proxyProtocol as readonly string[] | undefined)?.includes('https')) {
+    // The TLS layer takes over the socket's handle and would skip the bytes read here.
+    throw new TypeError('serve: the PROXY protocol is not supported on the https listener yet');
   }
   if (options.https !== undefined && (options.cert === undefined || options.key === undefined)) {
     throw new TypeError('serve: an https listener needs cert and key (PEM file paths)');
@@ -205,6 +215,7 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
     if (options.http !== undefined) {
       httpServer = createHttpServer(served, listener);
       servers.push(httpServer);
+      if (options.proxyProtocol?.includes('http')) acceptProxyProtocol(httpServer, { errors });
       await listen(httpServer, options.http, 'http', options.chmodSocket);
     }
     if (options.https !== undefined) {
@@ -220,6 +231,7 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
         uwsgiSockets.add(socket);
         socket.once('close', () => uwsgiSockets.delete(socket));
       });
+      if (options.proxyProtocol?.includes('uwsgi')) acceptProxyProtocol(uwsgiServer, { errors });
       await listen(uwsgiServer, options.uwsgi, 'uwsgi', options.chmodSocket);
     }
     if (options.stats !== undefined) {

@@ -50,6 +50,7 @@ const FLAGS = [
   'buffer-size',
   'limit-post',
   'trust-proxy',
+  'proxy-protocol',
   'socket-timeout',
   'log-format',
   'stats',
