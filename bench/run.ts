@@ -53,6 +53,32 @@ const groups: Group[] = [
     candidates: ['nginx>uwsgi:ngi serve --uwsgi (express app)'],
   },
   {
+    name: 'nginx uwsgi_pass unix: vs proxy_pass keep-alive',
+    goal: 1.05,
+    baseline: 'nginx>http-keepalive:node:http',
+    // The TCP uwsgi row shows what the Unix socket itself gains.
+    candidates: ['nginx>uwsgi-unix:ngi serve --uwsgi unix', 'nginx>uwsgi:ngi serve --uwsgi'],
+  },
+  {
+    name: 'nginx uwsgi_pass unix: vs proxy_pass keep-alive (express)',
+    goal: 1.05,
+    baseline: 'nginx>http-keepalive:express',
+    candidates: ['nginx>uwsgi-unix:ngi serve --uwsgi unix (express app)'],
+  },
+  {
+    name: 'ngi serve --https h2 vs node:http2',
+    goal: 0.95,
+    baseline: 'h2:node:http2 (allowHTTP1)',
+    candidates: ['h2:ngi serve --https'],
+  },
+  {
+    name: 'ngi serve --https HTTP/1.1 vs node:https',
+    goal: 0.95,
+    baseline: 'h1tls:node:https',
+    // node:http2's own HTTP/1.1 fallback (what --https runs on) shows where the gap lies.
+    candidates: ['h1tls:ngi serve --https', 'h1tls:node:http2 (allowHTTP1)'],
+  },
+  {
     name: 'ngi in express vs express',
     goal: 0.95,
     baseline: 'express',
@@ -81,26 +107,55 @@ const serversFile = fileURLToPath(new URL('./servers.ts', import.meta.url));
 /**
  * A variant named `nginx>uwsgi:<server variant>` or `nginx>http:<server variant>` runs the
  * server variant behind a real nginx (`uwsgi_pass` or `proxy_pass`, both with nginx's
- * defaults: a new upstream connection per request).
+ * defaults: a new upstream connection per request); `nginx>uwsgi-unix:` passes to a server
+ * on a Unix socket, `nginx>http-keepalive:` keeps upstream connections alive (`keepalive 32`,
+ * HTTP/1.1), the best nginx can do for a Node HTTP backend.
  */
-const FRONTED = /^nginx>(uwsgi|http):(.+)$/;
+const FRONTED = /^nginx>(uwsgi|uwsgi-unix|http|http-keepalive):(.+)$/;
+/**
+ * `h2:<server variant>` and `h1tls:<server variant>` are TLS servers, loaded with h2load
+ * (HTTP/2, or `--h1` for HTTP/1.1 over TLS): wrk and autocannon speak no h2.
+ */
+const TLS = /^(h2|h1tls):(.+)$/;
 const hasWrk = spawnSync('wrk', ['--version']).error === undefined;
+const hasH2load = spawnSync('h2load', ['--version']).error === undefined;
 
 interface Running {
   port: number;
+  /** The load to measure it with (plain HTTP/1.1 unless the variant says otherwise). */
+  load?: (seconds: number) => Promise<number>;
   stop(): Promise<void> | void;
 }
 
 async function start(variant: string): Promise<Running> {
+  const tls = TLS.exec(variant);
+  if (tls) {
+    if (!hasH2load) throw new Error('h2load is not installed (apt-get install nghttp2-client)');
+    const server = await startServer(tls[2]!);
+    return {
+      port: server.port,
+      load: (seconds) => h2load(server.port, seconds, tls[1] === 'h1tls'),
+      stop: () => void server.child.kill('SIGTERM'),
+    };
+  }
   const fronted = FRONTED.exec(variant);
   if (fronted) {
     const backend = await startServer(fronted[2]!);
     const { startNginx } = await import('../test/helpers/nginx.js');
+    const mode = fronted[1]!;
     const pass =
-      fronted[1] === 'uwsgi'
+      mode === 'uwsgi'
         ? `include /etc/nginx/uwsgi_params; uwsgi_pass 127.0.0.1:${backend.port};`
-        : `proxy_pass http://127.0.0.1:${backend.port};`;
-    const nginx = await startNginx({ server: `access_log off; location / { ${pass} }` });
+        : mode === 'uwsgi-unix'
+          ? `include /etc/nginx/uwsgi_params; uwsgi_pass unix:${backend.path};`
+          : mode === 'http-keepalive'
+            ? 'proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection "";'
+            : `proxy_pass http://127.0.0.1:${backend.port};`;
+    const http =
+      mode === 'http-keepalive'
+        ? `upstream backend { server 127.0.0.1:${backend.port}; keepalive 32; }`
+        : '';
+    const nginx = await startNginx({ http, server: `access_log off; location / { ${pass} }` });
     return {
       port: nginx.port,
       stop: async () => {
@@ -113,7 +168,9 @@ async function start(variant: string): Promise<Running> {
   return { port: server.port, stop: () => void server.child.kill('SIGTERM') };
 }
 
-async function startServer(variant: string): Promise<{ child: ChildProcess; port: number }> {
+async function startServer(
+  variant: string,
+): Promise<{ child: ChildProcess; port: number; path?: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', serversFile, variant], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -122,7 +179,7 @@ async function startServer(variant: string): Promise<{ child: ChildProcess; port
   const [line] = (await Promise.race([once(lines, 'line'), once(child, 'exit')])) as [string];
   clearTimeout(timer);
   if (typeof line !== 'string') throw new Error(`server ${variant} exited before listening`);
-  return { child, port: (JSON.parse(line) as { port: number }).port };
+  return { child, ...(JSON.parse(line) as { port: number; path?: string }) };
 }
 
 async function load(port: number, seconds: number): Promise<number> {
@@ -140,6 +197,22 @@ async function load(port: number, seconds: number): Promise<number> {
   const result = await autocannon({ url, connections: CONNECTIONS, duration: seconds });
   if (result.non2xx > 0 || result.errors > 0) throw new Error(`autocannon saw errors on ${url}`);
   return result.requests.average;
+}
+
+/** req/s from h2load over TLS: 32 connections, 10 streams each on h2 (1 on HTTP/1.1). */
+async function h2load(port: number, seconds: number, http1: boolean): Promise<number> {
+  const args = ['-c', String(CONNECTIONS), '-t', '1', '-D', String(seconds)];
+  args.push(...(http1 ? ['--h1', '-m', '1'] : ['-m', '10']));
+  const out = spawnSync('h2load', [...args, `https://127.0.0.1:${port}/`], {
+    encoding: 'utf8',
+    timeout: (seconds + 20) * 1000,
+  });
+  const match = /finished in [\d.]+\w+, ([\d.]+) req\/s/.exec(out.stdout);
+  const failed = /requests: .* (\d+) failed/.exec(out.stdout);
+  const non2xx = /status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx/.exec(out.stdout);
+  if (!match || (failed && failed[1] !== '0') || (non2xx && non2xx.slice(1).some((n) => n !== '0')))
+    throw new Error(`h2load failed:\n${out.stdout}${out.stderr}`);
+  return Number(match[1]);
 }
 
 function median(values: number[]): number {
@@ -162,9 +235,13 @@ for (const group of chosen) {
   try {
     for (const v of variants) servers.set(v, await start(v));
     const samples = new Map<string, number[]>(variants.map((v) => [v, []]));
-    for (const v of variants) await load(servers.get(v)!.port, 1); // warm-up: JIT, pools
+    const measure = (v: string, seconds: number): Promise<number> => {
+      const server = servers.get(v)!;
+      return server.load ? server.load(seconds) : load(server.port, seconds);
+    };
+    for (const v of variants) await measure(v, 1); // warm-up: JIT, pools
     for (let round = 0; round < ROUNDS; round++) {
-      for (const v of variants) samples.get(v)!.push(await load(servers.get(v)!.port, SECONDS));
+      for (const v of variants) samples.get(v)!.push(await measure(v, SECONDS));
     }
     const base = median(samples.get(group.baseline)!);
     for (const v of variants) {

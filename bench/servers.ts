@@ -1,12 +1,30 @@
 // One benchmark server per process: `node --import tsx bench/servers.ts <variant>` listens on
 // 127.0.0.1 (an ephemeral port) and prints `{"port":N}` once ready. The ngi code comes from
 // dist/ (the built package), as users run it.
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { createServer, type RequestListener } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import { createSecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { makeCertificate } from '../test/helpers/tls.js';
 
 const HELLO = 'Hello, World!';
 
-type Variant = () => Promise<RequestListener | { listen: () => Promise<number> }>;
+/** A port, or the path of a Unix socket. */
+type Listening = number | { path: string };
+type Variant = () => Promise<RequestListener | { listen: () => Promise<Listening> }>;
+
+/** A certificate for this run (TLS variants), made by openssl in a temp folder. */
+function certificate(): { cert: string; key: string } {
+  return makeCertificate(mkdtempSync(join(tmpdir(), 'ngi-bench-tls-')), 'bench');
+}
+
+const nodeHello: RequestListener = (_req, res) => {
+  res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': HELLO.length });
+  res.end(HELLO);
+};
 
 async function ngiHello() {
   const { defineApp } = await import('ngi-gateway');
@@ -47,7 +65,57 @@ function served(
   });
 }
 
+/** `serve()` on a Unix socket in a temp folder. */
+function servedOnUnix(
+  listener: 'http' | 'uwsgi',
+  app: () => Promise<import('ngi-gateway').App>,
+): Variant {
+  return async () => ({
+    listen: async () => {
+      const { serve } = await import('ngi-gateway');
+      const path = join(mkdtempSync(join(tmpdir(), 'ngi-bench-')), `${listener}.sock`);
+      await serve(await app(), { [listener]: { path }, logFormat: 'off' });
+      return { path };
+    },
+  });
+}
+
+/** `serve()` with its HTTPS listener (h2 and HTTP/1.1 by ALPN). */
+function servedOverTls(app: () => Promise<import('ngi-gateway').App>): Variant {
+  return async () => ({
+    listen: async () => {
+      const { serve } = await import('ngi-gateway');
+      const handle = await serve(await app(), {
+        https: { host: '127.0.0.1', port: 0 },
+        ...certificate(),
+        logFormat: 'off',
+      });
+      return handle.https!.port;
+    },
+  });
+}
+
 const variants: Record<string, Variant> = {
+  'ngi serve --uwsgi unix': servedOnUnix('uwsgi', ngiHello),
+  'ngi serve --uwsgi unix (express app)': servedOnUnix('uwsgi', async () => {
+    const { fromNodeHandler } = await import('ngi-gateway/node');
+    return fromNodeHandler(await expressHello());
+  }),
+  'ngi serve --https': servedOverTls(ngiHello),
+  'node:https': async () => ({
+    listen: () => {
+      const server = createHttpsServer({ ...readPem(certificate()) }, nodeHello);
+      server.keepAliveTimeout = 65_000;
+      return listenTcp(server);
+    },
+  }),
+  'node:http2 (allowHTTP1)': async () => ({
+    listen: () =>
+      listenTcp(
+        // The compatibility request/response take the same two calls as node:http's.
+        createSecureServer({ ...readPem(certificate()), allowHTTP1: true }, nodeHello as never),
+      ),
+  }),
   'node:http': async () => (_req, res) => {
     res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': HELLO.length });
     res.end(HELLO);
@@ -136,6 +204,16 @@ const variants: Record<string, Variant> = {
   },
 };
 
+function readPem(files: { cert: string; key: string }): { cert: Buffer; key: Buffer } {
+  return { cert: readFileSync(files.cert), key: readFileSync(files.key) };
+}
+
+function listenTcp(server: import('node:net').Server): Promise<number> {
+  return new Promise((resolve) =>
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as AddressInfo).port)),
+  );
+}
+
 async function fastifyListen(app: import('fastify').FastifyInstance) {
   return {
     listen: async () => {
@@ -154,7 +232,7 @@ if (variant === undefined) {
   process.exit(2);
 }
 const made = await variant();
-let port: number;
+let port: Listening;
 if (typeof made === 'function') {
   const server = createServer(made);
   server.keepAliveTimeout = 65_000;
@@ -163,5 +241,7 @@ if (typeof made === 'function') {
 } else {
   port = await made.listen();
 }
-process.stdout.write(JSON.stringify({ port }) + '\n');
+process.stdout.write(
+  JSON.stringify(typeof port === 'number' ? { port } : { port: 0, path: port.path }) + '\n',
+);
 process.on('SIGTERM', () => process.exit(0));

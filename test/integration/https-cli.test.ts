@@ -81,6 +81,32 @@ describe('ngi serve --https', () => {
     assert.equal(await proc.exited, 0);
   });
 
+  it('with --workers 0, SIGHUP re-reads the certificate in place', async () => {
+    const files = makeCertificate(dir, 'single', 'ngi-single-before');
+    const proc = cli(
+      'serve',
+      'test/fixtures/ngi-app.mjs',
+      '--https',
+      '127.0.0.1:0',
+      '--cert',
+      files.cert,
+      '--key',
+      files.key,
+      '--workers',
+      '0',
+      '--log-format',
+      'off',
+    );
+    const [, port] = await proc.waitFor(/https listening on 127\.0\.0\.1:(\d+) \(single process/);
+    assert.equal(await peerName(Number(port)), 'ngi-single-before');
+    makeCertificate(dir, 'single', 'ngi-single-after');
+    proc.child.kill('SIGHUP');
+    await proc.waitFor(/certificates re-read/);
+    assert.equal(await peerName(Number(port)), 'ngi-single-after');
+    proc.child.kill('SIGTERM');
+    assert.equal(await proc.exited, 0);
+  });
+
   it('refuses --https without --cert/--key, --cert without --https, and a key that does not match', async () => {
     const a = makeCertificate(dir, 'a');
     const b = makeCertificate(dir, 'b');
