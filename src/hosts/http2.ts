@@ -53,6 +53,17 @@ export function serveHttp2Request(
   res: Http2ServerResponse,
   options: NodeRequestOptions,
 ): Exchange {
+  const exchange = createHttp2Exchange(req, res, options);
+  void exchange.run(app);
+  return exchange;
+}
+
+/** The exchange `serveHttp2Request` runs, built but not yet run (see `createNodeExchange`). */
+export function createHttp2Exchange(
+  req: Http2ServerRequest,
+  res: Http2ServerResponse,
+  options: NodeRequestOptions,
+): Exchange {
   const controller = new LazySignal();
   const environ = environFromNode(req as unknown as IncomingMessage, options, controller);
   const sink = new Http2Sink(req, res);
@@ -62,6 +73,5 @@ export function serveHttp2Request(
   if (options.next !== undefined) exchange.onFailure = options.next;
   if (options.onDone !== undefined) exchange.onDone = options.onDone;
   res.on('close', sink.onClose);
-  void exchange.run(app);
   return exchange;
 }

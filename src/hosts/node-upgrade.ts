@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Exchange } from '../core/exchange.js';
 import type { App } from '../core/types.js';
-import { serveNodeRequest, type NodeRequestOptions } from './node.js';
+import { createNodeExchange, type NodeRequestOptions } from './node.js';
 
 /**
  * Serves a request that came through Node's `'upgrade'` event (`Upgrade: websocket`, `h2c`, any
@@ -24,8 +24,20 @@ export function serveNodeUpgrade(
   head: Buffer,
   options: NodeRequestOptions,
 ): Exchange {
+  const exchange = createNodeUpgradeExchange(req, socket, head, options);
+  void exchange.run(app);
+  return exchange;
+}
+
+/** The exchange `serveNodeUpgrade` runs, built but not yet run (see `createNodeExchange`). */
+export function createNodeUpgradeExchange(
+  req: IncomingMessage,
+  socket: Duplex,
+  head: Buffer,
+  options: NodeRequestOptions,
+): Exchange {
   const res = responseOn(req, socket as Socket);
-  return serveNodeRequest(app, req, res, { ...options, upgrade: { socket, head } });
+  return createNodeExchange(req, res, { ...options, upgrade: { socket, head } });
 }
 
 /**

@@ -255,6 +255,25 @@ export function serveNodeRequest(
   res: ServerResponse,
   options: NodeRequestOptions,
 ): Exchange {
+  const exchange = createNodeExchange(req, res, options);
+  void exchange.run(app);
+  return exchange;
+}
+
+/**
+ * The exchange `serveNodeRequest` runs, built but not yet run: a server that times or logs
+ * exchanges takes it first, so its clock starts before the app's synchronous work does.
+ *
+ * @example
+ * const exchange = createNodeExchange(req, res, {});
+ * const started = performance.now();
+ * void exchange.run(app);
+ */
+export function createNodeExchange(
+  req: IncomingMessage,
+  res: ServerResponse,
+  options: NodeRequestOptions,
+): Exchange {
   const controller = new LazySignal();
   const environ = environFromNode(req, options, controller);
   const sink = new NodeSink(req, res, options.upgrade);
@@ -270,6 +289,5 @@ export function serveNodeRequest(
   if (options.onDone !== undefined) exchange.onDone = options.onDone;
   // `on`, not `once`: a response closes once, and `once` wraps every listener in a closure.
   res.on('close', sink.onClose);
-  void exchange.run(app);
   return exchange;
 }

@@ -2,8 +2,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ListenerOptions } from './listener.js';
-import { serveNodeRequest, type NodeSink } from '../hosts/node.js';
-import { refuseUpgrade, serveNodeUpgrade } from '../hosts/node-upgrade.js';
+import { createNodeExchange, type NodeSink } from '../hosts/node.js';
+import { createNodeUpgradeExchange, refuseUpgrade } from '../hosts/node-upgrade.js';
 import { RequestError } from '../core/errors.js';
 import type { App } from '../core/types.js';
 
@@ -60,7 +60,8 @@ export function createHttpServer(app: App, options: HttpServerOptions = {}): Ser
     if (!server.listening) return refuseUpgrade(socket, 503, 'Service Unavailable');
     const bytesBefore = (socket as { bytesWritten?: number }).bytesWritten ?? 0;
     upgraded.add(socket);
-    const exchange = serveNodeUpgrade(app, req, socket, head, base);
+    // Announced before it runs, as every exchange: the clock covers the app's synchronous part.
+    const exchange = createNodeUpgradeExchange(req, socket, head, base);
     const finished = onExchange?.(exchange);
     socket.once('close', () => {
       upgraded.delete(socket);
@@ -71,6 +72,7 @@ export function createHttpServer(app: App, options: HttpServerOptions = {}): Ser
         complete: exchange.upgraded || res.writableFinished,
       });
     });
+    void exchange.run(app);
   });
   return server;
 }
@@ -116,7 +118,8 @@ export function http1Listener(
     const socket = req.socket;
     const bytesBefore = socket.bytesWritten;
     inFlight.add(res);
-    const exchange = serveNodeRequest(target, req, res, base);
+    // Announced before it runs: the log's clock and harakiri cover the app's synchronous part.
+    const exchange = createNodeExchange(req, res, base);
     const finished = onExchange?.(exchange);
     res.once('close', () => {
       inFlight.delete(res);
@@ -126,6 +129,7 @@ export function http1Listener(
         complete: res.writableFinished,
       });
     });
+    void exchange.run(target);
   };
 }
 

@@ -7,7 +7,7 @@ import {
   type ServerHttp2Session,
 } from 'node:http2';
 import type { Socket } from 'node:net';
-import { serveHttp2Request } from '../hosts/http2.js';
+import { createHttp2Exchange } from '../hosts/http2.js';
 import type { App } from '../core/types.js';
 import { http1Listener, lastOnTheirConnections, type HttpServerOptions } from './http-listener.js';
 
@@ -74,7 +74,8 @@ export function createHttpsServer(app: App, options: HttpsServerOptions): Http2S
         return;
       }
       const h2res = res as Http2ServerResponse;
-      const exchange = serveHttp2Request(app, req as Http2ServerRequest, h2res, base);
+      // Announced before it runs: the clock covers the app's synchronous part.
+      const exchange = createHttp2Exchange(req as Http2ServerRequest, h2res, base);
       const finished = onExchange?.(exchange);
       if (finished !== undefined) {
         h2res.once('close', () =>
@@ -86,6 +87,7 @@ export function createHttpsServer(app: App, options: HttpsServerOptions): Http2S
           }),
         );
       }
+      void exchange.run(app);
     },
   );
   return server;

@@ -122,6 +122,44 @@ describe('serve()', () => {
     assert.equal(typeof entry.ms, 'number');
   });
 
+  it('logs the time an app spends synchronously, on both listeners', async () => {
+    // The clock must start before the app runs: an app that blocks for 300 ms before it
+    // returns took 300 ms, however fast its body is written afterwards.
+    const blocking = defineApp((environ, startResponse) => {
+      const until = performance.now() + 300;
+      while (performance.now() < until);
+      startResponse('200 OK', [['Content-Type', 'text/plain']]);
+      return ['blocked'];
+    });
+    const entries: Array<{ uri: string; ms: number }> = [];
+    let logged = () => {};
+    const bothLogged = new Promise<void>((resolve) => (logged = resolve));
+    const handle = await serve(blocking, {
+      http: 0,
+      uwsgi: 0,
+      logFormat: 'json',
+      errors: quiet,
+      accessLog: {
+        write: (line: string) => {
+          if (entries.push(JSON.parse(line)) === 2) logged();
+        },
+      },
+    });
+    handles.push(handle);
+    await get(handle.http!.port, '/over-http');
+    const packet = encodeUwsgiPacket([
+      ['REQUEST_METHOD', 'GET'],
+      ['REQUEST_URI', '/over-uwsgi'],
+      ['PATH_INFO', '/over-uwsgi'],
+      ['SERVER_PROTOCOL', 'HTTP/1.1'],
+    ]);
+    await sendRaw(handle.uwsgi!.port, packet);
+    await bothLogged;
+    const ms = Object.fromEntries(entries.map((entry) => [entry.uri, entry.ms]));
+    assert.ok(ms['/over-http']! >= 300, `http logged ${ms['/over-http']} ms`);
+    assert.ok(ms['/over-uwsgi']! >= 300, `uwsgi logged ${ms['/over-uwsgi']} ms`);
+  });
+
   it('serves stats as JSON: requests, in flight, statuses, workers, uptime', async () => {
     const handle = await start({ http: 0, stats: 0 });
     await get(handle.http!.port, '/one');
