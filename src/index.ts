@@ -5,7 +5,6 @@ export type {
   EarlyHints,
   Environ,
   ErrorStream,
-  FileWrapper,
   Headers,
   ResponseTrailers,
   StartResponse,
@@ -18,6 +17,13 @@ export type {
 export { NgiError, RequestError, codes, type ErrorCode } from './core/errors.js';
 export { defineApp, isNgiApp } from './core/define-app.js';
 export { mount } from './middleware/mount.js';
-export { serve } from './server/serve.js';
+export {
+  serve,
+  type ListenAddress,
+  type ListenSpec,
+  type RecycleReason,
+  type ServeOptions,
+  type ServerHandle,
+} from './server/serve.js';
 export { staticFiles, type StaticFilesOptions } from './middleware/static.js';
-export { validator } from './middleware/validator.js';
+export { validator, type ValidatorOptions } from './middleware/validator.js';

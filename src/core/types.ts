@@ -23,9 +23,6 @@ export interface ErrorStream {
   write(message: string): unknown;
 }
 
-/** Sends a file without copying it through JS, where the server can (`ngi.file_wrapper`). */
-export type FileWrapper = (path: string, options?: { start?: number; end?: number }) => Body;
-
 /**
  * `ngi.early_hints`: sends a `103 Early Hints` with these headers (at least one `Link`) before
  * the final response; resolves once written. Only while the head is not out.
@@ -122,7 +119,6 @@ export interface Environ {
   'ngi.run_once': boolean;
   /** Fires when the client disconnects or the request times out. */
   'ngi.signal': AbortSignal;
-  'ngi.file_wrapper'?: FileWrapper;
   /** Present where the host can send a 103 before the response (see `EarlyHints`). */
   'ngi.early_hints'?: EarlyHints;
   /** Present where the host can send response trailers (see `ResponseTrailers`). */

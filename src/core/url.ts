@@ -212,3 +212,33 @@ export function rawMountPoint(environ: Environ): string {
   if (below === undefined) return environ.SCRIPT_NAME;
   return rawPath.slice(0, rawPath.length - below.length);
 }
+
+/**
+ * The path prefix a route pattern stands for, cut from the real (raw) path: as many
+ * segments as the pattern has before its trailing `*`, so `/:tenant/legacy/*` mounts at
+ * `/acme/legacy` and `%2F` inside those segments is decoded only once, into `SCRIPT_NAME`.
+ *
+ * @example
+ * mountedPrefix('/:tenant/legacy/*', 'http://h/acme/legacy/x?y'); // '/acme/legacy'
+ */
+export function mountedPrefix(routePath: string, url: string): string {
+  let pattern = routePath;
+  if (pattern.endsWith('*')) pattern = pattern.slice(0, -1);
+  if (pattern.endsWith('/')) pattern = pattern.slice(0, -1);
+  if (pattern === '') return '';
+  let segments = 0;
+  for (let i = 0; i < pattern.length; i++) if (pattern.charCodeAt(i) === 47) segments++;
+  const start = url.indexOf('/', url.indexOf('//') + 2);
+  if (start === -1) return '';
+  let end = start;
+  for (let seen = 0; seen < segments; seen++) {
+    const next = url.indexOf('/', end + 1);
+    const query = url.indexOf('?', end + 1);
+    if (next === -1 || (query !== -1 && query < next)) {
+      end = query === -1 ? url.length : query;
+      break;
+    }
+    end = next;
+  }
+  return decodePath(url.slice(start, end));
+}

@@ -120,9 +120,6 @@ function checkServerCall(environ: Environ, startResponse: unknown): void {
     if (typeof environ[key] !== 'boolean') fail(environ, key, 'must be a boolean');
   if (!(environ['ngi.signal'] instanceof AbortSignal))
     fail(environ, 'ngi.signal', 'must be an AbortSignal');
-  const wrapper = environ['ngi.file_wrapper'];
-  if (wrapper !== undefined && typeof wrapper !== 'function')
-    fail(environ, 'ngi.file_wrapper', 'must be a function, or absent');
   const hints = environ['ngi.early_hints'];
   if (hints !== undefined && typeof hints !== 'function')
     fail(environ, 'ngi.early_hints', 'must be a function, or absent');

@@ -621,11 +621,6 @@ describe('validator: violations by the server', () => {
       { 'ngi.signal': new AbortController() },
       /ngi\.signal must be an AbortSignal/,
     ],
-    [
-      'ngi.file_wrapper is a string',
-      { 'ngi.file_wrapper': '/srv' },
-      /ngi\.file_wrapper must be a function/,
-    ],
   ];
 
   for (const [what, overrides, rule] of badEnvirons) {
