@@ -1,3 +1,13 @@
+import {
+  CR_LF_NUL,
+  TOKEN,
+  contentLength,
+  isBodiless,
+  isForbiddenTrailer,
+  isHopByHop,
+  isInformational,
+  statusCode,
+} from './rules.js';
 import { NgiError, RequestError, formatError } from './errors.js';
 import type {
   Body,
@@ -39,63 +49,8 @@ export interface ResponseSink {
 
 /** What `write` returns when the chunk went out without backpressure (compare by identity). */
 export const RESOLVED: Promise<void> = Promise.resolve();
-const INVALID_CHARS = /[\r\n\0]/;
-/** An RFC 9110 token: what a header name may be, on every transport. */
-const TOKEN = /^[!#$%&'*+\-.^_`|~\dA-Za-z]+$/;
-/** `<code> <reason>`; the reason is optional and may not hold CR, LF or NUL. */
 /** Header names already found valid: apps send the same few names on every response. */
 const validNames = new Set<string>();
-
-/**
- * The code of a `"<code> <reason>"` status, or -1 when it is not one (three digits, the first
- * 1-9, then nothing or a space and a reason without CR, LF or NUL). By hand: a regex with
- * captures allocates a match array per response.
- */
-function statusCode(status: unknown): number {
-  if (typeof status !== 'string' || status.length < 3) return -1;
-  const a = status.charCodeAt(0) - 48;
-  const b = status.charCodeAt(1) - 48;
-  const c = status.charCodeAt(2) - 48;
-  if (a < 1 || a > 9 || b < 0 || b > 9 || c < 0 || c > 9) return -1;
-  if (status.length > 3 && (status.charCodeAt(3) !== 32 || INVALID_CHARS.test(status))) return -1;
-  return a * 100 + b * 10 + c;
-}
-
-/** Lower-case names an app must not set: the server owns the connection. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'transfer-encoding',
-  'upgrade',
-  'te',
-  'trailer',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-]);
-
-/**
- * Lower-case names that may not be trailers (RFC 9110 §6.5.1): framing, routing, request
- * modifiers, authentication, and what a client must know before the body (a cookie, a type).
- */
-const NOT_TRAILERS = new Set([
-  ...HOP_BY_HOP,
-  'content-length',
-  'content-type',
-  'content-encoding',
-  'content-range',
-  'host',
-  'set-cookie',
-  'authorization',
-  'www-authenticate',
-  'cache-control',
-  'expires',
-  'date',
-  'location',
-  'retry-after',
-  'vary',
-  'age',
-]);
 
 function byteLength(chunk: Chunk): number {
   return typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.byteLength;
@@ -218,7 +173,7 @@ export class Exchange {
     if (code < 0) {
       throw new NgiError('NGI_ERR_INVALID_STATUS', `invalid status ${JSON.stringify(status)}`);
     }
-    if (code < 200) {
+    if (isInformational(code)) {
       // A client takes a 1xx as interim and keeps waiting for the real response.
       throw new NgiError(
         'NGI_ERR_INVALID_STATUS',
@@ -232,7 +187,7 @@ export class Exchange {
     this.headers = this.checkHeaders(headers);
     this.code = code;
     this.reason = status.length > 4 ? status.slice(4) : '';
-    this.bodiless = this.isHead || code === 204 || code === 304;
+    this.bodiless = isBodiless(code, this.isHead);
     this.phase = Phase.Started;
     return (this.writeFn ??= this.makeWrite());
   }
@@ -264,7 +219,7 @@ export class Exchange {
         }
         if (validNames.size < 1000) validNames.add(name);
       }
-      if (INVALID_CHARS.test(value)) {
+      if (CR_LF_NUL.test(value)) {
         throw new NgiError(
           'NGI_ERR_INVALID_HEADER',
           `header ${JSON.stringify(name)} holds CR, LF or NUL`,
@@ -277,12 +232,12 @@ export class Exchange {
       if (first === 99 || first === 107 || first === 116 || first === 117 || first === 112) {
         const lower = name.toLowerCase();
         if (lower === 'content-length') {
-          const length = /^\d+$/.test(value) ? Number(value) : NaN;
-          if (!Number.isSafeInteger(length)) {
+          const length = contentLength(value);
+          if (length === -1) {
             throw new NgiError('NGI_ERR_INVALID_HEADER', `Content-Length ${JSON.stringify(value)}`);
           }
           this.declared = length;
-        } else if (HOP_BY_HOP.has(lower)) {
+        } else if (isHopByHop(lower)) {
           drop = true;
         }
       }
@@ -331,7 +286,7 @@ export class Exchange {
       let link = false;
       const checked = checkFields(headers, 'early hint', (lower) => {
         if (lower === 'link') link = true;
-        return HOP_BY_HOP.has(lower) || lower === 'content-length';
+        return isHopByHop(lower) || lower === 'content-length';
       });
       if (!link) {
         throw new NgiError('NGI_ERR_VALIDATION', 'early hints carry at least one Link header');
@@ -360,7 +315,7 @@ export class Exchange {
         throw new NgiError('NGI_ERR_INVALID_HEADER', `trailer name ${JSON.stringify(name)}`);
       }
       const folded = name.toLowerCase();
-      if (NOT_TRAILERS.has(folded)) {
+      if (isForbiddenTrailer(folded)) {
         throw new NgiError('NGI_ERR_INVALID_HEADER', `${name} cannot be a trailer`);
       }
       lower.push(folded);
@@ -702,7 +657,7 @@ function checkFields(headers: Headers, what: string, refuse: (lower: string) => 
     if (typeof name !== 'string' || typeof value !== 'string' || !TOKEN.test(name)) {
       throw new NgiError('NGI_ERR_INVALID_HEADER', `${what} ${i} is not a [name, value] pair`);
     }
-    if (INVALID_CHARS.test(value)) {
+    if (CR_LF_NUL.test(value)) {
       throw new NgiError(
         'NGI_ERR_INVALID_HEADER',
         `${what} ${JSON.stringify(name)} holds CR, LF or NUL`,

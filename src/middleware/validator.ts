@@ -1,3 +1,13 @@
+import {
+  CR_LF_NUL,
+  TOKEN,
+  UNSENDABLE,
+  contentLength,
+  isBodiless,
+  isHopByHop,
+  isInformational,
+  statusCode,
+} from '../core/rules.js';
 import { Readable } from 'node:stream';
 import { defineApp } from '../core/define-app.js';
 import { NgiError, formatError } from '../core/errors.js';
@@ -29,13 +39,6 @@ export interface ValidatorOptions {
   onViolation?: (error: NgiError, environ: Environ) => void;
 }
 
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-// Node's own rule for what a status reason or header value may carry.
-const STATUS = /^[1-9]\d\d [\t\x20-\x7e\x80-\xff]+$/;
-const CR_LF_NUL = /[\r\n\0]/;
-const UNSENDABLE = /[^\t\x20-\x7e\x80-\xff]/;
-const DIGITS = /^\d+$/;
-const HOP_BY_HOP = /^(?:connection|keep-alive|transfer-encoding|upgrade|te|trailer|proxy-.*)$/i;
 const STRING_KEYS = [
   'SERVER_NAME',
   'SERVER_PORT',
@@ -91,7 +94,7 @@ function checkServerCall(environ: Environ, startResponse: unknown): void {
   if (typeof query !== 'string' || query[0] === '?')
     fail(environ, 'QUERY_STRING', `must be a string without the leading '?'`);
   const length = environ.CONTENT_LENGTH;
-  if (length !== undefined && (typeof length !== 'string' || !DIGITS.test(length)))
+  if (length !== undefined && (typeof length !== 'string' || contentLength(length) === -1))
     fail(environ, 'CONTENT_LENGTH', 'must be digits, or absent when the request has no body');
   if (environ.CONTENT_TYPE !== undefined && typeof environ.CONTENT_TYPE !== 'string')
     fail(environ, 'CONTENT_TYPE', 'must be a string, or absent');
@@ -289,9 +292,14 @@ class Check {
     if (this.upgraded) {
       throw this.appViolation('startResponse after the upgrade was accepted');
     }
-    if (typeof status !== 'string' || !STATUS.test(status)) {
+    if (statusCode(status, true) === -1) {
       throw this.appViolation(
         `status ${show(status)} is not "NNN reason" (three digits, a space, a reason)`,
+      );
+    }
+    if (isInformational(statusCode(status))) {
+      throw this.appViolation(
+        `status ${show(status)} is informational: a final response cannot be 1xx`,
       );
     }
     const declared = this.checkHeaders(headers);
@@ -311,7 +319,7 @@ class Check {
     }
     const code = +status.slice(0, 3);
     this.started = true;
-    this.bodiless = this.isHead || code < 200 || code === 204 || code === 304;
+    this.bodiless = isBodiless(code, this.isHead);
     this.declared = declared;
     this.serverWrite = write;
     const flushHead = (write as { flushHead?: unknown }).flushHead;
@@ -353,16 +361,16 @@ class Check {
           `header ${name} value holds a control character or one above U+00FF`,
         );
       }
-      if (HOP_BY_HOP.test(name)) {
+      const lower = name.toLowerCase();
+      if (isHopByHop(lower)) {
         throw this.appViolation(`hop-by-hop header ${name} set by the app (the server owns it)`);
       }
-      const lower = name.toLowerCase();
       if (lower === 'status') {
         throw this.appViolation('a Status header (nginx and CGI servers take it as the status)');
       }
       if (lower === 'content-length') {
-        const length = DIGITS.test(value) ? Number(value) : NaN;
-        if (!Number.isSafeInteger(length)) {
+        const length = contentLength(value);
+        if (length === -1) {
           throw this.appViolation(`Content-Length ${JSON.stringify(value)} is not digits`);
         }
         if (declared >= 0 && length !== declared) {

@@ -251,6 +251,20 @@ describe('validator: violations by the app', () => {
       },
       rule: /status "200" is not "NNN reason"/,
     },
+    '/status-informational': {
+      app: (_environ, startResponse) => {
+        startResponse('103 Early Hints', TEXT);
+        return ['x'];
+      },
+      rule: /status "103 Early Hints" is informational: a final response cannot be 1xx/,
+    },
+    '/proxy-header': {
+      app: (_environ, startResponse) => {
+        startResponse('200 OK', [...TEXT, ['Proxy-Status', 'ngi']]);
+        return ['x'];
+      },
+      rule: /hop-by-hop header Proxy-Status set by the app/,
+    },
     '/status-reversed': {
       app: (_environ, startResponse) => {
         startResponse('OK 200', TEXT);
@@ -889,7 +903,7 @@ describe('validator: status lines and header sets', () => {
   const headers = fc.array(fc.tuple(name, value), { maxLength: 8 });
   const status = fc
     .tuple(
-      fc.integer({ min: 100, max: 599 }),
+      fc.integer({ min: 200, max: 599 }),
       fc.string({ unit: valueChar, minLength: 1, maxLength: 30 }),
     )
     .map(([code, reason]) => `${code} ${reason}`);
