@@ -1,5 +1,6 @@
 // Running a Fetch handler on an NGI environ: the `Request` it gets, and its `Response`
 // passed to `startResponse` (what `fromFetch` and `fromHono` do per request).
+import { isHopByHop } from '../core/rules.js';
 import { STATUS_CODES } from 'node:http';
 import { NgiError, formatError } from '../core/errors.js';
 import type { App, Chunk, Environ, Headers as NgiHeaders } from '../core/types.js';
@@ -78,7 +79,9 @@ function answer(
   }
   const headers: NgiHeaders = [];
   response.headers.forEach((value, name) => {
-    if (name !== 'set-cookie') headers.push([name, value]);
+    // A Fetch Response may name its hop (Hono's streamSSE sets `Connection: keep-alive`); in
+    // NGI the host owns the connection, so those names stay behind (R4.5).
+    if (name !== 'set-cookie' && !isHopByHop(name)) headers.push([name, value]);
   });
   const cookies = response.headers.getSetCookie();
   for (let i = 0; i < cookies.length; i++) headers.push(['set-cookie', cookies[i]!]);

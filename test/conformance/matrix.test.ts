@@ -6,7 +6,9 @@
 // 2. the NGI app through `toNodeHandler` (under `mount()` for /mnt), against the same NGI
 //    app mounted in each framework at `/` and at `/mnt` (`toX`);
 // 3. every pair: framework A's app mounted at /legacy inside framework B through
-//    `toB(fromA(appA))`, against appA mounted at /legacy natively in A (16 pairs).
+//    `toB(fromA(appA))`, against appA mounted at /legacy natively in A (16 pairs);
+// 4. the other modes: `serve()`'s HTTP listener, every app under `validator()`, and the NGI
+//    app across Fetch hops (`toFetch` on @hono/node-server, `fromFetch(toFetch(app))`).
 //
 // The matrix is printed as a table (case × path) and any ✗ fails its path's test.
 import assert from 'node:assert/strict';
@@ -24,8 +26,12 @@ import { fromExpress, toExpress } from '../../adapters/express.js';
 import { fromFastify, toFastify } from '../../adapters/fastify.js';
 import { fromHono, toHono } from '../../adapters/hono.js';
 import { fromKoa, toKoa } from '../../adapters/koa.js';
+import { fromFetch, toFetch } from '../../adapters/fetch.js';
 import { toNodeHandler } from '../../adapters/node.js';
 import { mount } from '../../src/middleware/mount.js';
+import { validator } from '../../src/middleware/validator.js';
+import { serve } from '../../src/server/serve.js';
+import { startNginx, uwsgiLocation } from '../helpers/nginx.js';
 import type { App } from '../../src/core/types.js';
 import { cases, run, type Observation, type Target } from './_cases.js';
 import {
@@ -197,6 +203,97 @@ for (const name of names) {
     baseline: ngiAtMnt,
     candidate: memo(async () => ({ origin: await fw.host(ngiApp, '/mnt'), mount: '/mnt' })),
     statusOnly: HOST_ERROR_PAGE,
+  });
+}
+// Every other way ngi serves an app: the gateway's own listener, under the validator (each
+// framework's app too: a correct app is answered byte for byte the same through it), and
+// across a Fetch hop (the NGI app as a Fetch handler on @hono/node-server, and back).
+comparisons.push({
+  path: 'ngi = serve(ngi) HTTP listener',
+  baseline: ngiAtRoot,
+  candidate: memo(async () => {
+    const handle = await serve(ngiApp, { http: 0, logFormat: 'off' });
+    closers.push(() => handle.close(0));
+    return { origin: `http://127.0.0.1:${handle.http!.port}`, mount: '' };
+  }),
+});
+// The uwsgi listener behind real nginx, against the HTTP listener behind the same nginx
+// (proxy_pass): what differs is only the protocol between them.
+let behindNginx: ReturnType<typeof serve> | undefined;
+const servedBehindNginx = () =>
+  (behindNginx ??= serve(ngiApp, { http: 0, uwsgi: 0, logFormat: 'off' }).then((handle) => {
+    closers.push(() => handle.close(0));
+    return handle;
+  }));
+comparisons.push({
+  path: 'ngi via nginx proxy_pass = via nginx uwsgi_pass',
+  statusOnly: {
+    // uwsgi_params passes PATH_INFO as nginx's normalised $document_uri (REQUEST_URI stays
+    // raw), as for every uwsgi app; proxy_pass forwards the raw target.
+    'path with %2e%2e': "nginx's uwsgi_params send the normalised path",
+    // nginx closes its upstream connection when the client leaves; on uwsgi that reads as a
+    // half-close, which plain uwsgi clients use to end a request, so the app learns of the
+    // abort at its next write instead of at once.
+    'client aborts mid-stream': 'the abort reaches the app at its next write',
+  },
+  baseline: memo(async () => {
+    const handle = await servedBehindNginx();
+    const nginx = await startNginx({
+      server: `location / {
+        proxy_pass http://127.0.0.1:${handle.http!.port};
+        proxy_http_version 1.1;
+        proxy_set_header Host $http_host;
+        proxy_buffering off;
+      }`,
+    });
+    closers.push(() => nginx.stop());
+    return { origin: nginx.origin, mount: '' };
+  }),
+  candidate: memo(async () => {
+    const handle = await servedBehindNginx();
+    const nginx = await startNginx({
+      server: uwsgiLocation(handle.uwsgi!.port, '/', 'uwsgi_buffering off;'),
+    });
+    closers.push(() => nginx.stop());
+    return { origin: nginx.origin, mount: '' };
+  }),
+});
+comparisons.push({
+  path: 'ngi = toNodeHandler(validator(ngi))',
+  baseline: ngiAtRoot,
+  candidate: memo(async () => ({
+    origin: await listenNode(toNodeHandler(validator(ngiApp))),
+    mount: '',
+  })),
+});
+comparisons.push({
+  path: 'ngi = toNodeHandler(fromFetch(toFetch(ngi)))',
+  baseline: ngiAtRoot,
+  candidate: memo(async () => ({
+    origin: await listenNode(toNodeHandler(fromFetch(toFetch(ngiApp)))),
+    mount: '',
+  })),
+});
+comparisons.push({
+  path: 'ngi = toFetch(ngi) on @hono/node-server',
+  baseline: ngiAtRoot,
+  // What Fetch itself loses, listed in the README: the Request @hono/node-server builds
+  // normalises dot segments (WHATWG URL), so the app sees /path/b for /path/a/%2e%2e/b.
+  statusOnly: { 'path with %2e%2e': 'new Request(url) normalises dot segments' },
+  candidate: memo(async () => ({
+    origin: await listenNode(getRequestListener(toFetch(ngiApp))),
+    mount: '',
+  })),
+});
+for (const name of names) {
+  const fw = frameworks[name]!;
+  comparisons.push({
+    path: `${name} native = toNodeHandler(validator(from${Title[name]}))`,
+    baseline: memo(async () => ({ origin: await fw.native(), mount: '' })),
+    candidate: memo(async () => ({
+      origin: await listenNode(toNodeHandler(validator(await fw.asNgi()))),
+      mount: '',
+    })),
   });
 }
 for (const a of names) {
