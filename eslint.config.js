@@ -127,4 +127,17 @@ export default tseslint.config(
     },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
+  {
+    // Type-aware rules for the library: an unawaited promise (`exchange.run()`, a write) must be
+    // awaited, returned or marked `void` on purpose.
+    files: ['src/**/*.ts', 'adapters/**/*.ts', 'bin/**/*.ts'],
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/await-thenable': 'error',
+      '@typescript-eslint/no-misused-promises': ['error', { checksVoidReturn: false }],
+    },
+  },
 );
