@@ -14,7 +14,7 @@ export type {
   WebSocketSession,
   Write,
 } from './core/types.js';
-export { NgiError, RequestError, codes, type ErrorCode } from './core/errors.js';
+export { NgiError, RequestError, codes, createError, type ErrorCode } from './core/errors.js';
 export { defineApp, isNgiApp } from './core/define-app.js';
 export { mount } from './middleware/mount.js';
 export {

@@ -27,24 +27,63 @@ export const codes = {
 
 export type ErrorCode = keyof typeof codes;
 
-/** An error with a stable code. */
+/** The HTTP status a code answers with when it ends a request before the head; 500 otherwise. */
+const STATUSES: Partial<Record<ErrorCode, number>> = {
+  NGI_ERR_BAD_REQUEST: 400,
+  NGI_ERR_BAD_PACKET: 400,
+  NGI_ERR_TIMEOUT: 504,
+};
+
+/** An error with a stable code, and the HTTP status a client gets for it. */
 export class NgiError extends Error {
   readonly code: ErrorCode;
-  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown }) {
+  readonly status: number;
+  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; status?: number }) {
     super(message ?? codes[code], options);
     this.name = 'NgiError';
     this.code = code;
+    this.status = options?.status ?? STATUSES[code] ?? 500;
   }
+}
+
+/**
+ * Makes an error of a code, after fastify's `createError`: its message (the code's own by
+ * default) and the HTTP status it answers with (the code's own by default).
+ *
+ * @example
+ * throw createError('NGI_ERR_BAD_REQUEST', 'the chunk size is missing'); // answered 400
+ */
+export function createError(code: ErrorCode, message?: string, status?: number): NgiError {
+  return new NgiError(code, message, status === undefined ? undefined : { status });
 }
 
 /** Malformed input from the client: answered 400 (or the given status), never a crash. */
 export class RequestError extends NgiError {
-  readonly status: number;
   constructor(message: string, status = 400, options?: { cause?: unknown }) {
-    super('NGI_ERR_BAD_REQUEST', message, options);
+    super('NGI_ERR_BAD_REQUEST', message, { ...options, status });
     this.name = 'RequestError';
-    this.status = status;
   }
+}
+
+/**
+ * How a failure before the head is answered, by Koa's rules: an error's own `status` (or
+ * `statusCode`) when it is an HTTP error status (http-errors, `ctx.throw`, `@fastify/error`),
+ * else 500; its message shown only when it says `expose: true` (http-errors does for 4xx).
+ * ngi's own errors answer with their code's status and never show their message.
+ *
+ * @example
+ * httpAnswerOf(Object.assign(new Error('no such user'), { status: 404, expose: true }));
+ * // { status: 404, expose: true }
+ */
+export function httpAnswerOf(error: unknown): { status: number; expose: boolean } {
+  if (error instanceof NgiError) return { status: error.status, expose: false };
+  const fields = error as { status?: unknown; statusCode?: unknown; expose?: unknown } | null;
+  const raw = typeof fields?.status === 'number' ? fields.status : fields?.statusCode;
+  const status =
+    Number.isInteger(raw) && (raw as number) >= 400 && (raw as number) <= 599
+      ? (raw as number)
+      : 500;
+  return { status, expose: status === raw && fields?.expose === true };
 }
 
 /** One log line for an error: code, where, and the message with its first stack frame. */

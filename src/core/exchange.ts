@@ -8,7 +8,8 @@ import {
   isInformational,
   statusCode,
 } from './rules.js';
-import { NgiError, RequestError, formatError } from './errors.js';
+import { STATUS_CODES } from 'node:http';
+import { NgiError, formatError, httpAnswerOf } from './errors.js';
 import type {
   Body,
   Chunk,
@@ -513,21 +514,27 @@ export class Exchange {
     // closed (a Fetch host learns of the client through `request.signal`, not its stream).
     if (was === Phase.Done && !this.handedOff) return this.release();
     if (!this.sink.closed) {
-      this.environ['ngi.errors'].write(
-        formatError(
-          wrapAppError(error),
-          `${this.environ.REQUEST_METHOD} ${this.environ.REQUEST_URI}`,
-        ),
-      );
       // An upgraded connection carries another protocol now: no error page can go on it.
-      if (was >= Phase.Sent || this.sink.headersSent || this.upgraded) {
+      const headOut = was >= Phase.Sent || this.sink.headersSent || this.upgraded;
+      const answer = httpAnswerOf(error);
+      // A client error the app raised on purpose (an http-errors 404) and answered as such is
+      // no server fault: not logged, as in Koa. Everything else is.
+      const onPurpose = answer.status < 500 && !(error instanceof NgiError);
+      if (headOut || this.onFailure !== undefined || !onPurpose) {
+        this.environ['ngi.errors'].write(
+          formatError(
+            wrapAppError(error),
+            `${this.environ.REQUEST_METHOD} ${this.environ.REQUEST_URI}`,
+          ),
+        );
+      }
+      if (headOut) {
         this.sink.abort(error instanceof Error ? error : new Error(String(error)));
       } else if (this.onFailure !== undefined) {
         this.onFailure(error);
       } else {
-        const status = error instanceof RequestError ? error.status : 500;
         try {
-          this.sendError(status);
+          this.sendError(answer.status, answer.expose ? (error as Error).message : undefined);
         } catch (late) {
           this.sink.abort(late instanceof Error ? late : new Error(String(late)));
         }
@@ -536,13 +543,17 @@ export class Exchange {
     this.release();
   }
 
-  private sendError(status: number): void {
-    const reason = status === 500 ? 'Internal Server Error' : (ERROR_REASONS[status] ?? 'Error');
-    const text = `${status} ${reason}\n`;
+  /** The one fixed-status answer: `<status> <reason>` as text, or the message an error exposes. */
+  private sendError(status: number, exposed?: string): void {
+    const reason =
+      status === 500
+        ? 'Internal Server Error'
+        : (ERROR_REASONS[status] ?? STATUS_CODES[status] ?? 'Error');
+    const text = exposed === undefined ? `${status} ${reason}\n` : `${exposed}\n`;
     this.code = status;
     this.reason = reason;
     this.headers = [['Content-Type', 'text/plain; charset=utf-8']];
-    this.sink.head(status, reason, this.headers, text.length);
+    this.sink.head(status, reason, this.headers, Buffer.byteLength(text));
     this.sink.end(this.isHead ? undefined : text);
   }
 

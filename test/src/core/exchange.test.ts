@@ -833,3 +833,49 @@ describe('what the app may not send', () => {
     assert.match(log.lines.join(''), /NGI_ERR_NO_START_RESPONSE/);
   });
 });
+
+describe('an error before the head is answered by its own status, as Koa does', () => {
+  const once = (port: number) =>
+    rawRequest(port, 'GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n');
+  const thrown = (fields: Record<string, unknown>, message = 'no such user') =>
+    serve(() => {
+      throw Object.assign(new Error(message), fields);
+    });
+
+  it('answers an http-errors style 404 with its status, unlogged', async () => {
+    const { port, log } = await thrown({ status: 404 });
+    const { status, body } = parseResponse(await once(port));
+    assert.equal(status, 404);
+    assert.equal(body, '404 Not Found\n', 'the message stays private unless exposed');
+    assert.deepEqual(log.lines, []);
+  });
+
+  it('shows the message of an error that says expose: true', async () => {
+    const { port } = await thrown({ status: 403, expose: true }, 'this folder is private');
+    const { status, body, headers } = parseResponse(await once(port));
+    assert.equal(status, 403);
+    assert.equal(body, 'this folder is private\n');
+    assert.deepEqual(headers.get('content-length'), ['23']);
+  });
+
+  it('takes statusCode too (Fastify’s and Node’s errors)', async () => {
+    const { port } = await thrown({ statusCode: 429 });
+    assert.equal(parseResponse(await once(port)).status, 429);
+  });
+
+  it('answers 500, logged, for a status that is not an error status', async () => {
+    for (const status of [200, 302, 700, '404']) {
+      const { port, log } = await thrown({ status, expose: true }, 'secret detail');
+      const answer = parseResponse(await once(port));
+      assert.equal(answer.status, 500, String(status));
+      assert.doesNotMatch(answer.body, /secret detail/);
+      assert.match(log.lines.join(''), /secret detail/);
+    }
+  });
+
+  it('logs a 5xx the app raised, and keeps its status', async () => {
+    const { port, log } = await thrown({ status: 503 }, 'the database is down');
+    assert.equal(parseResponse(await once(port)).status, 503);
+    assert.match(log.lines.join(''), /the database is down/);
+  });
+});
