@@ -263,9 +263,9 @@ function helpText(): string {
 }
 
 /** A command-line mistake: printed as one paragraph, exit code 2. */
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
-interface Command {
+export interface Command {
   /** Lines about the config file to print once (uWSGI options ignored). */
   warnings: string[];
   specifier: string;
@@ -311,7 +311,15 @@ function editDistance(a: string, b: string): number {
   return previous[b.length]!;
 }
 
-function parseCommandLine(argv: string[]): Command | 'help' | 'version' | PrintConfig {
+/**
+ * What `ngi <argv>` asks for, with the config file and `NGI_*` variables merged in (flags win),
+ * checked: a `Command` to run, `help`, `version`, or the settings to print. A mistake throws a
+ * `UsageError` whose message is the one line the CLI prints. No process is started.
+ *
+ * @example
+ * parseCommandLine(['serve', 'app.js', '--http', ':8080']).workers; // 1
+ */
+export function parseCommandLine(argv: string[]): Command | 'help' | 'version' | PrintConfig {
   let parsed;
   try {
     parsed = parseArgs({
@@ -361,7 +369,7 @@ function parseCommandLine(argv: string[]): Command | 'help' | 'version' | PrintC
 }
 
 /** `--print-config`: the merged settings, printed before they are checked. */
-interface PrintConfig {
+export interface PrintConfig {
   print: MergedSettings;
 }
 
