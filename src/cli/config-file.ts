@@ -14,6 +14,7 @@
  *   variable, as in uWSGI; other relative paths are relative to the working directory, also
  *   as in uWSGI.
  */
+import { closestName } from './closest-name.js';
 import { readFileSync } from 'node:fs';
 import { dirname, extname, resolve } from 'node:path';
 import { decode } from 'ini';
@@ -196,33 +197,6 @@ export function parseBoolean(text: string, source: string): boolean {
 }
 
 function unknownKey(where: string, name: string, byName: Map<string, ConfigKey>): string {
-  const near = closest(name, [...byName.keys()]);
+  const near = closestName(name, [...byName.keys()]);
   return `${where}: unknown setting ${JSON.stringify(name)}${near ? ` (did you mean "${near}"?)` : ''}`;
-}
-
-/** The known name nearest to `name` by edit distance, if it is near enough to be a typo. */
-function closest(name: string, names: string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Math.max(2, Math.floor(name.length / 3)) + 1;
-  for (const candidate of names) {
-    const distance = editDistance(name, candidate);
-    if (distance < bestDistance) [best, bestDistance] = [candidate, distance];
-  }
-  return best;
-}
-
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      row[j] = Math.min(
-        previous[j]! + 1,
-        row[j - 1]! + 1,
-        previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-    }
-    previous = row;
-  }
-  return previous[b.length]!;
 }

@@ -25,6 +25,7 @@ import {
   type Kind,
 } from '../server/load-app.js';
 import { resolveAppModule } from '../server/app-module.js';
+import { closestName } from './closest-name.js';
 import { ConfigError } from './config-file.js';
 import { mergeSettings, type MergedSettings, type SettingKey, type Settings } from './settings.js';
 import {
@@ -284,31 +285,11 @@ function explainParseError(error: Error & { code?: string }): string {
   if (error.code !== 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return error.message;
   const given = /'(-[^']*)'/.exec(error.message)?.[1] ?? '';
   const name = given.replace(/^-+/, '').split('=')[0]!;
-  let best: string | undefined;
-  let bestDistance = Infinity;
-  for (const flag of FLAGS) {
-    const distance = editDistance(name, flag.name);
-    if (distance < bestDistance) [best, bestDistance] = [flag.name, distance];
-  }
-  const close = best !== undefined && bestDistance <= Math.max(1, Math.floor(best.length / 3));
-  return `unknown flag ${given}${close ? ` (did you mean --${best}?)` : ''}`;
-}
-
-/** Levenshtein distance: how many one-letter edits turn `a` into `b`. */
-function editDistance(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      current[j] = Math.min(
-        previous[j]! + 1,
-        current[j - 1]! + 1,
-        previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-    }
-    previous = current;
-  }
-  return previous[b.length]!;
+  const best = closestName(
+    name,
+    FLAGS.map((flag) => flag.name),
+  );
+  return `unknown flag ${given}${best !== undefined ? ` (did you mean --${best}?)` : ''}`;
 }
 
 /**
