@@ -3,8 +3,44 @@ import type { App } from '../src/core/types.js';
 import { callFetchHandler } from '../src/guests/fetch-handler.js';
 import { serveFetchRequest, type FetchRequestOptions } from '../src/hosts/fetch.js';
 
-/** A Fetch handler, as Deno, Bun, Cloudflare Workers and Hono understand it. */
-export type FetchHandler = (request: Request) => Response | Promise<Response>;
+/**
+ * A Fetch handler, as Deno, Bun, Cloudflare Workers and Hono understand it; the runtime's
+ * second argument (Bun's `server`, Deno's `info`, @hono/node-server's bindings) is optional.
+ */
+export type FetchHandler = (request: Request, context?: unknown) => Response | Promise<Response>;
+
+/** What the runtimes pass beside the Request that names the client. */
+interface RuntimeContext {
+  /** Bun: `server.requestIP(request)`. */
+  requestIP?: (request: Request) => { address?: string; port?: number } | null;
+  /** Deno: `info.remoteAddr`. */
+  remoteAddr?: { hostname?: string; port?: number };
+  /** @hono/node-server: the Node request. */
+  incoming?: { socket?: { remoteAddress?: string; remotePort?: number } };
+}
+
+/** The client's address and port from the runtime's second argument, when it has them. */
+function clientOf(
+  request: Request,
+  context: unknown,
+): { address: string; port: string | undefined } | undefined {
+  const runtime = context as RuntimeContext;
+  let address: string | undefined;
+  let port: number | undefined;
+  if (typeof runtime.requestIP === 'function') {
+    const peer = runtime.requestIP(request);
+    address = peer?.address;
+    port = peer?.port;
+  } else if (typeof runtime.remoteAddr === 'object' && runtime.remoteAddr !== null) {
+    address = runtime.remoteAddr.hostname;
+    port = runtime.remoteAddr.port;
+  } else if (typeof runtime.incoming === 'object' && runtime.incoming !== null) {
+    address = runtime.incoming.socket?.remoteAddress;
+    port = runtime.incoming.socket?.remotePort;
+  }
+  if (typeof address !== 'string' || address === '') return undefined;
+  return { address, port: typeof port === 'number' ? String(port) : undefined };
+}
 
 /** What `toFetch` can be told beyond the `Request` (see `FetchRequestOptions`). */
 export type ToFetchOptions = FetchRequestOptions;
@@ -22,9 +58,13 @@ type Tagged = { [kFromFetchHandler]?: FetchHandler; [kToFetchHandler]?: App; [kN
  * What a Fetch `Request` cannot give back: `REQUEST_URI` is taken from `request.url`, which
  * the URL parser already normalised (`.`/`..` and `%2e%2e` segments resolved, `\` read as
  * `/`, non-ASCII and spaces percent-encoded, the default port and the fragment dropped;
- * `%2F` and `%FF` do survive). `SERVER_PROTOCOL` is always `HTTP/1.1`, `REMOTE_ADDR` is
- * empty unless the runtime passes `remoteAddress`, and `HTTP_HOST` falls back to the URL's
- * host when the request carries no `Host` header.
+ * `%2F` and `%FF` do survive). `SERVER_PROTOCOL` is always `HTTP/1.1`, and `HTTP_HOST` falls
+ * back to the URL's host when the request carries no `Host` header. `REMOTE_ADDR` and
+ * `REMOTE_PORT` come from the runtime's second argument: Bun's `server.requestIP(request)`,
+ * Deno's `info.remoteAddr`, @hono/node-server's `incoming` (or the `remoteAddress` option).
+ * A body without `Content-Length` is marked `HTTP_TRANSFER_ENCODING: chunked`. A Request ngi
+ * itself built from an environ (`fromFetch`, `fromHono`) brings back what it cannot carry: the
+ * raw target, the client's address, TLS, the protocol, the body's framing and the body itself.
  *
  * @example
  * // Deno.serve(toFetch(app)); Bun.serve({ fetch: toFetch(app) }); export default { fetch: toFetch(app) }
@@ -33,7 +73,18 @@ type Tagged = { [kFromFetchHandler]?: FetchHandler; [kToFetchHandler]?: App; [kN
 export function toFetch(app: App, options: ToFetchOptions = {}): FetchHandler {
   const original = (app as Tagged)[kFromFetchHandler];
   if (typeof original === 'function') return original;
-  const handler: FetchHandler = (request) => serveFetchRequest(app, request, options);
+  const handler: FetchHandler = (request, context) => {
+    if (options.remoteAddress !== undefined || context === undefined || context === null) {
+      return serveFetchRequest(app, request, options);
+    }
+    const peer = clientOf(request, context);
+    if (peer === undefined) return serveFetchRequest(app, request, options);
+    return serveFetchRequest(app, request, {
+      ...options,
+      remoteAddress: peer.address,
+      remotePort: peer.port,
+    });
+  };
   (handler as Tagged)[kToFetchHandler] = app;
   return handler;
 }

@@ -17,3 +17,9 @@ export const kToNodeHandler: unique symbol = Symbol.for('ngi.to.nodeHandler');
 export const kFromFetchHandler: unique symbol = Symbol.for('ngi.from.fetchHandler');
 /** On a Fetch handler made by `toFetch(app)`: that app. */
 export const kToFetchHandler: unique symbol = Symbol.for('ngi.to.fetchHandler');
+/**
+ * On a Fetch `Request` ngi built from an environ (`fromFetch`, `fromHono`): its `FetchOrigin`,
+ * so a `toFetch`/`toHono` host it reaches takes back what the `Request` cannot carry (the raw
+ * target, the client's address, TLS, the protocol, the body's framing). See fetch-origin.ts.
+ */
+export const kFetchOrigin: unique symbol = Symbol.for('ngi.fetchOrigin');

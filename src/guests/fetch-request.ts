@@ -2,6 +2,8 @@
 // build): end-to-end headers, the URL below the mount point, and a cheap stand-in.
 import { Readable } from 'node:stream';
 import { targetBelowMount } from '../core/url.js';
+import type { FetchOrigin } from '../core/fetch-origin.js';
+import { kFetchOrigin } from '../core/symbols.js';
 import type { Environ } from '../core/types.js';
 
 /** Request headers that describe one hop, not the request: a Fetch handler never sees them. */
@@ -43,13 +45,19 @@ const PLAIN_TARGET = /^\/[!#$&-;=?-[\]_a-z~]*$/;
 const DOT_SEGMENT = /\/\.\.?(?:[/?#]|$)/;
 const PLAIN_HOST = /^[a-z0-9._-]+(?::\d{1,5})?$/;
 
+/** The raw target below the mount point: the part of the URL the Request stands for. */
+function rawTarget(environ: Environ): string {
+  const target = environ.SCRIPT_NAME === '' ? environ.REQUEST_URI : targetBelowMount(environ);
+  return target.charCodeAt(0) === 47 ? target : '/';
+}
+
 /**
- * The URL a Fetch handler sees: the request below the mount point, on its own origin, exactly
- * as `new Request(url).url` would give it (dot segments, `%2e%2e` included, resolved; spaces
- * and non-ASCII escaped), so a router reading it routes as it would on any Fetch runtime.
+ * The URL a Fetch handler sees: `target` on the request's own origin, exactly as
+ * `new Request(url).url` would give it (dot segments, `%2e%2e` included, resolved; spaces and
+ * non-ASCII escaped), so a router reading it routes as it would on any Fetch runtime.
  * Throws a TypeError for what the URL parser rejects.
  */
-function requestUrl(environ: Environ): string {
+function requestUrl(environ: Environ, target: string): string {
   const scheme = environ['ngi.url_scheme'];
   let host = environ.HTTP_HOST;
   if (host === undefined || host === '') {
@@ -57,8 +65,6 @@ function requestUrl(environ: Environ): string {
     const plain = port === '' || port === (scheme === 'https' ? '443' : '80');
     host = plain ? environ.SERVER_NAME : `${environ.SERVER_NAME}:${port}`;
   }
-  let target = environ.SCRIPT_NAME === '' ? environ.REQUEST_URI : targetBelowMount(environ);
-  if (target.charCodeAt(0) !== 47) target = '/';
   const url = `${scheme}://${host}${target}`;
   // Most requests need no parsing at all: the parser would hand back the same string.
   if (PLAIN_TARGET.test(target) && !DOT_SEGMENT.test(target) && PLAIN_HOST.test(host)) return url;
@@ -215,12 +221,40 @@ const STAND_IN_WORKS = ((): boolean => {
   }
 })();
 
-/** The Fetch `Request` for an environ: the URL below the mount, end-to-end headers, the body. */
+/** The origin a host reading this Request back finds under `kFetchOrigin`. */
+class EnvironOrigin implements FetchOrigin {
+  readonly environ: Environ;
+  readonly target: string;
+  readonly url: string;
+  readonly #request: Request;
+
+  constructor(environ: Environ, target: string, url: string, request: Request) {
+    this.environ = environ;
+    this.target = target;
+    this.url = url;
+    this.#request = request;
+  }
+
+  takeInput(): Readable | undefined {
+    // A stand-in whose real Request was never built left the body untouched in the environ.
+    const standIn = this.#request as unknown as Partial<StandIn>;
+    return kReal in standIn && standIn[kReal] === undefined ? this.environ['ngi.input'] : undefined;
+  }
+}
+
+/**
+ * The Fetch `Request` for an environ: the URL below the mount, end-to-end headers, the body;
+ * under `kFetchOrigin`, what it cannot carry.
+ */
 export function requestFromEnviron(environ: Environ): Request {
-  const url = requestUrl(environ);
+  const target = rawTarget(environ);
+  const url = requestUrl(environ, target);
   const pairs = headerPairs(environ);
-  if (!STAND_IN_WORKS) return realRequest(environ, url, pairs);
   // What the real constructor would reject was refused by now: the URL by `requestUrl`,
   // header names by `headerName`.
-  return standIn(environ, url, pairs);
+  const request = STAND_IN_WORKS ? standIn(environ, url, pairs) : realRequest(environ, url, pairs);
+  Object.defineProperty(request, kFetchOrigin, {
+    value: new EnvironOrigin(environ, target, url, request),
+  });
+  return request;
 }

@@ -12,6 +12,8 @@ import {
   stderrStream,
 } from '../core/environ.js';
 import { NgiError, formatError } from '../core/errors.js';
+import type { FetchOrigin } from '../core/fetch-origin.js';
+import { kFetchOrigin } from '../core/symbols.js';
 import type { App, Chunk, Environ, ErrorStream, Headers as NgiHeaders } from '../core/types.js';
 
 /** What the environ of a Fetch `Request` needs beyond the request itself. */
@@ -19,7 +21,9 @@ export interface FetchEnvironOptions {
   /** The mount point (`""` at the root); becomes `SCRIPT_NAME`. */
   scriptName?: string;
   /** The client address, when the runtime knows it. */
-  remoteAddress?: string;
+  remoteAddress?: string | undefined;
+  /** The client port, when the runtime knows it. */
+  remotePort?: string | undefined;
   errors?: ErrorStream;
   /** `ngi.input`, when the runtime already holds the body as a Node stream. */
   input?: Readable;
@@ -40,18 +44,24 @@ export function environFromRequest(
   abort: LazySignal,
 ): Environ {
   const url = request.url;
+  // A Request ngi built from an environ, come back unchanged: what it could not carry too.
+  let origin = (request as { [kFetchOrigin]?: FetchOrigin })[kFetchOrigin];
+  if (origin !== undefined && origin.url !== url) origin = undefined;
+  const from = origin?.environ;
   const https = url.startsWith('https:');
   const authority = url.indexOf('//') + 2;
   let pathStart = url.indexOf('/', authority);
   if (pathStart === -1) pathStart = url.length;
   const hash = url.indexOf('#', pathStart);
   const requestUri =
-    options.requestUri ?? (url.slice(pathStart, hash === -1 ? url.length : hash) || '/');
+    options.requestUri ??
+    origin?.target ??
+    (url.slice(pathStart, hash === -1 ? url.length : hash) || '/');
   const [rawPath, query] = splitTarget(requestUri);
   const scriptName = options.scriptName ?? '';
   const below = rawPathBelow(rawPath, scriptName);
   const method = request.method;
-  let input: Readable | undefined;
+  let input: Readable | undefined = options.input ?? origin?.takeInput();
   const environ: Environ = {
     REQUEST_METHOD: method,
     SCRIPT_NAME: scriptName,
@@ -59,9 +69,9 @@ export function environFromRequest(
     QUERY_STRING: query,
     SERVER_NAME: '',
     SERVER_PORT: '',
-    SERVER_PROTOCOL: 'HTTP/1.1',
-    REMOTE_ADDR: options.remoteAddress ?? '',
-    REMOTE_PORT: '',
+    SERVER_PROTOCOL: from?.SERVER_PROTOCOL ?? 'HTTP/1.1',
+    REMOTE_ADDR: options.remoteAddress ?? from?.REMOTE_ADDR ?? '',
+    REMOTE_PORT: options.remotePort ?? from?.REMOTE_PORT ?? '',
     REQUEST_URI: requestUri,
     'ngi.version': NGI_VERSION,
     'ngi.url_scheme': https ? 'https' : 'http',
@@ -69,7 +79,6 @@ export function environFromRequest(
     // stand-in Request (@hono/node-server's) builds a whole real Request when `body` is read.
     get 'ngi.input'(): Readable {
       if (input === undefined) {
-        if (options.input !== undefined) return (input = options.input);
         const body = method === 'GET' || method === 'HEAD' ? null : request.body;
         input = body === null ? Readable.from(EMPTY) : Readable.fromWeb(body as never);
       }
@@ -89,6 +98,19 @@ export function environFromRequest(
     const key = headerKey(name);
     if (key !== '') addHeader(environ, key, value);
   });
+  if (
+    environ.CONTENT_LENGTH === undefined &&
+    environ.HTTP_TRANSFER_ENCODING === undefined &&
+    method !== 'GET' &&
+    method !== 'HEAD'
+  ) {
+    // A body without a length came chunked (Fetch drops the header as hop-by-hop): say so, or
+    // an app (body-parser) takes the request for one without a body.
+    const framing = from === undefined ? undefined : from.HTTP_TRANSFER_ENCODING;
+    if (framing !== undefined) environ.HTTP_TRANSFER_ENCODING = framing;
+    else if (from === undefined && request.body !== null)
+      environ.HTTP_TRANSFER_ENCODING = 'chunked';
+  }
   const host = url.slice(authority, pathStart);
   environ.HTTP_HOST ??= host;
   setServerAddress(environ, host, undefined, undefined, https);
