@@ -67,7 +67,9 @@ export class EnvironSocket extends Stream {
     this.readable = false;
     this.writable = false;
     process.nextTick(() => {
-      if (error) this.emit('error', error);
+      // A real server's socket always has its own 'error' listener: a destroy with an error
+      // (a handler's `res.destroy(err)`) must not crash the process where nothing listens.
+      if (error && this.listenerCount('error') > 0) this.emit('error', error);
       this.emit('close', error !== undefined);
     });
     return this;
@@ -203,6 +205,7 @@ const OWN_METHODS = [
   'writeContinue',
   'writeEarlyHints',
   'addTrailers',
+  'destroy',
 ];
 
 /** Per-response state, kept in own fields: Express swaps the prototype, own fields stay. */
@@ -540,6 +543,19 @@ export class EnvironResponse extends ServerResponse {
     } catch {
       // Not announced, or after the end: Node drops such trailers too.
     }
+  }
+
+  /**
+   * As on a real connection: a response destroyed before it ended (Koa's `stream.pipeline`
+   * when `ctx.body` fails, a handler's own `res.destroy()`) is cut. The engine answers for it:
+   * an aborted connection once the head is out, a 500 before.
+   */
+  override destroy(error?: Error): this {
+    const res = this as unknown as Res;
+    if (!this.destroyed && !res.failed && !(res.ended && res.pending === 0)) {
+      breakBody(res, error ?? new NgiError('NGI_ERR_APP_THREW', 'the response was destroyed'));
+    }
+    return super.destroy(error);
   }
 
   override flushHeaders(): void {
