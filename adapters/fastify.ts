@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { STATUS_CODES } from 'node:http';
+import { Readable } from 'node:stream';
 import { servePipelineRequest, type PipelineResponse } from '../src/hosts/pipeline.js';
 import { NgiError, RequestError } from '../src/core/errors.js';
 import { decodePath, rawPathBelow, splitTarget } from '../src/core/url.js';
@@ -111,8 +112,15 @@ function answerThroughReply(reply: FastifyReply, response: PipelineResponse): vo
   }
   if (response.length >= 0) reply.header('content-length', String(response.length));
   const body = response.body;
-  // Nothing to send is no payload: Fastify types an empty Buffer `application/octet-stream`.
-  reply.send(body === null || (Buffer.isBuffer(body) && body.length === 0) ? undefined : body);
+  // Nothing to send is no payload: Fastify types an empty Buffer `application/octet-stream`,
+  // and a string without a type `text/plain`: bytes, as the app's response had no type.
+  reply.send(
+    body === null || (!(body instanceof Readable) && body.length === 0)
+      ? undefined
+      : typeof body === 'string' && !reply.hasHeader('content-type')
+        ? Buffer.from(body)
+        : body,
+  );
 }
 
 /** Registrations per HTTP server: every encapsulated instance of one Fastify shares it. */

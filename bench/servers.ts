@@ -161,6 +161,19 @@ const variants: Record<string, Variant> = {
     await app.register(toFastify(await ngiHello()), { prefix: '/' });
     return fastifyListen(app);
   },
+  // What toFastify did before it answered through `reply`: the reply hijacked, the app
+  // writing straight to the Node response (no onSend hooks, no plugins on the answer).
+  'fastify + ngi written directly (hijack)': async () => {
+    const { default: Fastify } = await import('fastify');
+    const { toNodeHandler } = await import('ngi-gateway/node');
+    const handler = toNodeHandler(await ngiHello());
+    const app = Fastify();
+    app.all('/*', (request, reply) => {
+      reply.hijack();
+      handler(request.raw, reply.raw);
+    });
+    return fastifyListen(app);
+  },
   koa: async () => {
     const { default: Koa } = await import('koa');
     const app = new Koa();
@@ -175,6 +188,23 @@ const variants: Record<string, Variant> = {
     const { toKoa } = await import('ngi-gateway/koa');
     const app = new Koa();
     app.use(toKoa(await ngiHello()));
+    return app.callback();
+  },
+  // What toKoa did before it answered through Koa: `ctx.respond = false`, the app writing
+  // straight to the Node response (middleware after next() cannot act on it).
+  'koa + ngi written directly (ctx.respond = false)': async () => {
+    const { default: Koa } = await import('koa');
+    const { toNodeHandler } = await import('ngi-gateway/node');
+    const handler = toNodeHandler(await ngiHello());
+    const app = new Koa();
+    app.use(
+      (ctx) =>
+        new Promise<void>((resolve) => {
+          ctx.respond = false;
+          ctx.res.once('close', resolve);
+          handler(ctx.req, ctx.res);
+        }),
+    );
     return app.callback();
   },
   'hono on @hono/node-server': async () => {

@@ -16,10 +16,11 @@ export interface PipelineResponse {
   reason: string;
   headers: Headers;
   /**
-   * The whole body when the engine knew it at head time (a finished array), a stream when
-   * the app streams, `null` for a response without a body (HEAD, 204, 304).
+   * The whole body when the engine knew it at head time (a finished array; a one-string body
+   * stays a string), a stream when the app streams, `null` for a response without a body
+   * (HEAD, 204, 304).
    */
-  body: Buffer | Readable | null;
+  body: Buffer | string | Readable | null;
   /** The `Content-Length` the engine computed for a bodiless HEAD, or -1. */
   length: number;
 }
@@ -107,10 +108,15 @@ export class PipelineSink implements ResponseSink {
     const buffered = this.#buffered;
     if (buffered !== undefined) {
       this.#buffered = undefined;
-      if (chunk !== undefined) {
-        buffered.push(typeof chunk === 'string' ? Buffer.from(chunk) : toBuffer(chunk));
+      if (typeof chunk === 'string' && buffered.length === 0) {
+        // One string: Node writes a string body with its head in one write, a Buffer in two.
+        this.#response!.body = chunk;
+      } else {
+        if (chunk !== undefined) {
+          buffered.push(typeof chunk === 'string' ? Buffer.from(chunk) : toBuffer(chunk));
+        }
+        this.#response!.body = buffered.length === 1 ? buffered[0]! : Buffer.concat(buffered);
       }
-      this.#response!.body = buffered.length === 1 ? buffered[0]! : Buffer.concat(buffered);
       this.#ended = true;
       this.#deliver();
       return;
