@@ -47,6 +47,7 @@ export function createHttpServer(app: App, options: HttpServerOptions = {}): Ser
     requestTimeout: Math.max((options.requestTimeout ?? 300) * 1000, headersTimeout),
     keepAliveTimeout: (options.keepAliveTimeout ?? 5) * 1000,
   });
+  drainOnClose(server);
   server.on('request', http1Listener(server, app, options));
   const base = { errors: options.errors, multiprocess: options.multiprocess };
   const onExchange = options.onExchange;
@@ -226,16 +227,27 @@ function bodyBytes(res: ServerResponse, wire: number): number {
  * drainHttpServer(server);
  */
 export function drainHttpServer(server: Server): void {
-  if (server.listening) {
+  if (server.listening) server.close();
+  else lastOnTheirConnections(server);
+}
+
+/**
+ * Makes every `close()` of the listener a drain, whoever calls it: node:cluster closes a
+ * worker's listeners itself when the master disconnects it at shutdown.
+ */
+function drainOnClose(server: Server): void {
+  const nodeClose = server.close;
+  server.close = function (this: Server, callback?: (error?: Error) => void) {
     // Node's close() also drops idle kept-alive connections at once, which races a client
     // already sending its next request on one: that request would fail. Skip that step only.
-    const closeIdle = server.closeIdleConnections;
-    server.closeIdleConnections = () => {};
+    const closeIdle = this.closeIdleConnections;
+    this.closeIdleConnections = () => {};
     try {
-      server.close();
+      nodeClose.call(this, callback);
     } finally {
-      server.closeIdleConnections = closeIdle;
+      this.closeIdleConnections = closeIdle;
     }
-  }
-  lastOnTheirConnections(server);
+    lastOnTheirConnections(this);
+    return this;
+  };
 }

@@ -13,3 +13,9 @@ export type MasterMessage = { ngi: 'stop' } | { ngi: 'stats?'; id: number } | { 
 
 /** The env var carrying the listeners, resolved by the master, to its workers. */
 export const LISTEN_ENV = 'NGI_WORKER_LISTEN';
+
+/**
+ * How often a worker tells the master its event loop still turns. The master's harakiri
+ * watchdog allows one missed beat, so a blocked loop is caught within harakiri + 2 beats.
+ */
+export const BEAT_MS = 250;

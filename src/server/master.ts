@@ -1,15 +1,18 @@
 /*
  * The process model, after uWSGI's master and workers.
  *
- * Why node:cluster rather than child_process.fork: with cluster the master owns the listening
- * sockets and hands connections to the workers (round-robin on Linux, which spreads load
- * evenly where the kernel's accept() would favour one busy process). A worker that stops
- * listening simply leaves the rotation, so a reload or a recycle starts the new worker,
- * waits until it listens, and only then asks the old one to stop: no connection is refused
- * and no request fails. With fork we would have to pass socket handles around ourselves
- * to get the same thing. (The master keeps a socket only while at least one worker listens
- * on it: when the single worker of `--workers 1` crashes, the port is closed until its
- * replacement is up.)
+ * The listening sockets are shared by the kernel (node:cluster with SCHED_NONE): each worker
+ * accept()s on the same socket when its event loop is free, so a connection waits in the
+ * kernel's queue until some live, unblocked worker takes it. With cluster's round-robin the
+ * master accepted every connection and handed it on, and a worker that died or was stuck in
+ * synchronous code before taking its hand-off stranded the connection until the client
+ * gave up. The price is that distribution follows who is free to accept rather than a strict
+ * rotation (measured in test/src/server/process-model.test.ts and the README).
+ *
+ * A reload or a recycle starts the new worker, waits until it listens, and only then asks the
+ * old one to stop: the socket never stops listening. (The master keeps a socket only while at
+ * least one worker listens on it: when the single worker of `--workers 1` crashes, the port is
+ * closed until its replacement is up.)
  *
  * The master never loads the app: a broken module fails in the first worker, which reports
  * the error and exits, and the master prints it once and exits non-zero (no respawn loop).
@@ -18,7 +21,7 @@
 import cluster, { type Worker } from 'node:cluster';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { LISTEN_ENV, type MasterMessage, type WorkerMessage } from './ipc.js';
+import { BEAT_MS, LISTEN_ENV, type MasterMessage, type WorkerMessage } from './ipc.js';
 import { createStatsServer, formatListen as format, type ListenAddress } from './serve.js';
 import { statsDocument, type StatsDocument, type WorkerFigures } from './stats.js';
 
@@ -45,6 +48,8 @@ interface Slot {
   replaces: Slot | undefined;
   replacedBy: Slot | undefined;
   fatal: string | undefined;
+  /** Its event loop stopped beating: it is killed, not asked to stop. */
+  blocked: boolean;
 }
 
 /**
@@ -77,7 +82,7 @@ export function runMaster(options: MasterOptions): Promise<number> {
   let finish: (code: number) => void = () => {};
   const done = new Promise<number>((resolve) => (finish = resolve));
 
-  cluster.schedulingPolicy = cluster.SCHED_RR;
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
   const env = {
     [LISTEN_ENV]: JSON.stringify({
       http: options.http,
@@ -97,6 +102,7 @@ export function runMaster(options: MasterOptions): Promise<number> {
       replaces,
       replacedBy: undefined,
       fatal: undefined,
+      blocked: false,
     };
     if (replaces !== undefined) replaces.replacedBy = slot;
     slots.add(slot);
@@ -141,7 +147,8 @@ export function runMaster(options: MasterOptions): Promise<number> {
         slot.state = 'ready';
         slot.beat = Date.now();
         if (slot.replaces !== undefined) {
-          stopSlot(slot.replaces);
+          if (slot.replaces.blocked) slot.replaces.worker.process.kill('SIGKILL');
+          else stopSlot(slot.replaces);
           slot.replaces = undefined;
         }
         if (shuttingDown) stopSlot(slot);
@@ -198,7 +205,7 @@ export function runMaster(options: MasterOptions): Promise<number> {
       return;
     }
     const old = slot.replaces;
-    if (old !== undefined) {
+    if (old !== undefined && slots.has(old) && !old.blocked) {
       old.replacedBy = undefined;
       log(
         `new worker ${slot.pid} failed to start (${slot.fatal ?? how}); worker ${old.pid} keeps serving`,
@@ -223,6 +230,27 @@ export function runMaster(options: MasterOptions): Promise<number> {
     }, delay);
   };
 
+  /**
+   * A worker whose event loop is stuck in synchronous code takes no new connection (the
+   * kernel gives them to the others) but cannot answer the ones it has: kill it. When no
+   * other worker serves, its replacement comes first, because the port closes with the last
+   * listener and would reset the connections waiting in the kernel's queue.
+   */
+  const cutBlocked = (slot: Slot, now: number): void => {
+    log(
+      `harakiri: worker ${slot.pid} blocked for ${((now - slot.beat) / 1000).toFixed(1)}s; killing it`,
+    );
+    slot.state = 'stopping';
+    slot.blocked = true;
+    if (slot.replacedBy === undefined) {
+      respawns++;
+      fork(slot);
+    }
+    const kill = () => slot.worker.process.kill('SIGKILL');
+    if (countReady() > 0) kill();
+    else setTimeout(kill, 1000).unref();
+  };
+
   const reload = (): void => {
     if (shuttingDown) return;
     reloads++;
@@ -242,7 +270,13 @@ export function runMaster(options: MasterOptions): Promise<number> {
     if (watchdog !== undefined) clearInterval(watchdog);
     statsServer?.close();
     statsServer?.closeAllConnections();
-    for (const slot of slots) stopSlot(slot);
+    for (const slot of slots) {
+      if (slot.state === 'ready') {
+        slot.state = 'stopping';
+        slot.worker.disconnect();
+        setTimeout(() => slot.worker.process.kill('SIGKILL'), (grace + 5) * 1000).unref();
+      } else stopSlot(slot);
+    }
     if (slots.size === 0) void finishAll();
   };
 
@@ -289,22 +323,15 @@ export function runMaster(options: MasterOptions): Promise<number> {
   process.on('SIGINT', shutdown);
 
   if (options.harakiri) {
-    const limit = (options.harakiri + 3) * 1000;
+    // A loop that has not beaten for harakiri (and one beat's slack) is stuck in synchronous
+    // code: its own harakiri timer cannot fire, so the master ends it.
+    const limit = options.harakiri * 1000 + BEAT_MS;
     watchdog = setInterval(() => {
       const now = Date.now();
       for (const slot of slots) {
-        if (slot.state === 'ready' && now - slot.beat > limit) {
-          log(
-            `harakiri: worker ${slot.pid} blocked for ${Math.round((now - slot.beat) / 1000)}s; killing it`,
-          );
-          slot.beat = now;
-          // Out of the rotation first (the master drops its handles at once): a connection
-          // handed to a process about to die would be lost without an answer.
-          slot.worker.disconnect();
-          slot.worker.process.kill('SIGKILL');
-        }
+        if (slot.state === 'ready' && now - slot.beat > limit) cutBlocked(slot, now);
       }
-    }, 1000);
+    }, BEAT_MS);
   }
 
   if (options.stats !== undefined) {

@@ -206,6 +206,17 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
     socketTimeout: options.socketTimeout,
   };
   const servers: NetServer[] = [];
+  // A listener may be closed before close() runs (node:cluster closes a worker's listeners
+  // when its master disconnects it): its 'close' has then been emitted already.
+  const closed = new WeakSet<NetServer>();
+  const track = (server: NetServer): void => {
+    servers.push(server);
+    server.once('close', () => closed.add(server));
+  };
+  const whenClosed = (server: NetServer): Promise<void> =>
+    closed.has(server)
+      ? Promise.resolve()
+      : new Promise((resolve) => server.once('close', () => resolve()));
   let httpServer: HttpServer | undefined;
   let httpsServer: Http2SecureServer | undefined;
   let uwsgiServer: NetServer | undefined;
@@ -214,19 +225,19 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
   try {
     if (options.http !== undefined) {
       httpServer = createHttpServer(served, listener);
-      servers.push(httpServer);
+      track(httpServer);
       if (options.proxyProtocol?.includes('http')) acceptProxyProtocol(httpServer, { errors });
       await listen(httpServer, options.http, 'http', options.chmodSocket);
     }
     if (options.https !== undefined) {
       httpsServer = createHttpsServer(served, { ...listener, ...readCertificates(options) });
-      servers.push(httpsServer);
+      track(httpsServer);
       await listen(httpsServer, options.https, 'https', options.chmodSocket);
     }
     if (options.uwsgi !== undefined) {
       const { createUwsgiServer } = await import('./uwsgi-listener.js');
       uwsgiServer = createUwsgiServer(served, { ...listener, bufferSize: options.bufferSize });
-      servers.push(uwsgiServer);
+      track(uwsgiServer);
       uwsgiServer.on('connection', (socket: Socket) => {
         uwsgiSockets.add(socket);
         socket.once('close', () => uwsgiSockets.delete(socket));
@@ -237,7 +248,7 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
     if (options.stats !== undefined) {
       const startedAt = counters.startedAt;
       statsServer = createStatsServer(() => statsDocument(startedAt, [{ ...counters.figures() }]));
-      servers.push(statsServer);
+      track(statsServer);
       await listen(statsServer, options.stats, 'stats', options.chmodSocket);
     }
   } catch (error) {
@@ -423,10 +434,6 @@ function addressOf(server: NetServer | undefined): ListenAddress | undefined {
   const info = server?.address() as AddressInfo | string | null | undefined;
   if (typeof info === 'string') return { host: '', port: 0, path: info };
   return info ? { host: info.address, port: info.port } : undefined;
-}
-
-function whenClosed(server: NetServer): Promise<void> {
-  return new Promise((resolve) => server.once('close', () => resolve()));
 }
 
 /**

@@ -3,7 +3,7 @@
 import cluster from 'node:cluster';
 import { formatError } from '../core/errors.js';
 import type { App } from '../core/types.js';
-import { LISTEN_ENV, type MasterMessage, type WorkerMessage } from './ipc.js';
+import { BEAT_MS, LISTEN_ENV, type MasterMessage, type WorkerMessage } from './ipc.js';
 import { serve, type ListenAddress, type ServeOptions, type ServerHandle } from './serve.js';
 
 /** True in a process started by the master. */
@@ -105,7 +105,7 @@ export async function runWorker(load: () => Promise<App>, options: ServeOptions)
   }
   if (options.harakiri) {
     // The master's watchdog for an event loop blocked by synchronous code: no beat, no life.
-    setInterval(() => send({ ngi: 'beat' }), 1000).unref();
+    setInterval(() => send({ ngi: 'beat' }), BEAT_MS).unref();
   }
   send({ ngi: 'ready' });
 }

@@ -1,0 +1,56 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { alive, get, spawnCli, type CliProcess } from './cli-process.js';
+
+/** The stats document of `ngi serve --stats`, as far as the process tests read it. */
+export interface Stats {
+  requests: number;
+  inFlight: number;
+  workers: Array<{ pid: number; state: string; requests: number; inFlight: number; rss?: number }>;
+  master?: { pid: number; rss: number };
+}
+
+/** A running `ngi serve` with HTTP and stats on free ports. */
+export interface RunningServe {
+  proc: CliProcess;
+  port: number;
+  statsPort: number;
+  figures(): Promise<Stats>;
+}
+
+/**
+ * Starts `ngi serve <module>` with HTTP and stats on free ports (no access log) and waits
+ * until every worker is ready; the caller kills it in an `after` hook (`proc.kill()`).
+ */
+export async function startServe(module: string, ...flags: string[]): Promise<RunningServe> {
+  const proc = spawnCli([
+    'serve',
+    module,
+    '--http',
+    '0',
+    '--stats',
+    '0',
+    '--log-format',
+    'off',
+    ...flags,
+  ]);
+  const [, http] = await proc.waitFor(/http listening on 127\.0\.0\.1:(\d+)/);
+  const [, stats] = await proc.waitFor(/stats listening on 127\.0\.0\.1:(\d+)/);
+  const statsPort = Number(stats);
+  const figures = async (): Promise<Stats> => JSON.parse((await get(statsPort, '/')).body);
+  return { proc, port: Number(http), statsPort, figures };
+}
+
+/** Polls `check` every 50 ms until it returns a value, at most `tries` times. */
+export async function until<T>(check: () => Promise<T | undefined>, tries = 600): Promise<T> {
+  for (let i = 0; i < tries; i++) {
+    const value = await check().catch(() => undefined);
+    if (value !== undefined) return value;
+    await sleep(50);
+  }
+  throw new Error('condition never held');
+}
+
+/** Resolves once none of `pids` is alive any more. */
+export async function allGone(pids: Iterable<number>): Promise<void> {
+  await until(async () => ([...pids].every((pid) => !alive(pid)) ? true : undefined));
+}
