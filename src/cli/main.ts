@@ -175,7 +175,7 @@ const FLAGS: Flag[] = [
     type: 'string',
     value: '[host:]port|unix:PATH',
     default: 'off',
-    help: 'serve JSON figures (requests, in flight, statuses, workers, uptime)',
+    help: 'serve JSON figures (requests, in flight, statuses, uptime, RSS of the master and each worker)',
   },
   {
     name: 'kind',

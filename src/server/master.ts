@@ -315,6 +315,8 @@ export function runMaster(options: MasterOptions): Promise<number> {
       ),
       respawns,
       reloads,
+      // The master never loads the app: its own footprint is the gateway's alone.
+      master: { pid: process.pid, rss: process.memoryUsage.rss() },
     } as StatsDocument;
   };
 

@@ -10,6 +10,8 @@ export interface WorkerFigures {
   harakiri: number;
   /** Seconds since this process started serving. */
   uptime: number;
+  /** Resident set size in bytes, read when the figures are asked for. */
+  rss: number;
 }
 
 /** Counters kept by one serving process; cheap enough to touch on every request. */
@@ -42,6 +44,7 @@ export class Counters {
       statuses,
       harakiri: this.harakiri,
       uptime: Math.round((Date.now() - this.startedAt) / 1000),
+      rss: process.memoryUsage.rss(),
     };
   }
 }
@@ -55,6 +58,8 @@ export interface StatsDocument {
   statuses: Record<string, number>;
   harakiri: number;
   workers: Array<WorkerFigures & Record<string, unknown>>;
+  /** Under `ngi serve`'s master: the master's own pid and resident set size in bytes. */
+  master?: { pid: number; rss: number };
 }
 
 /** Sums worker figures (live ones and, for `retired`, those of workers already gone). */

@@ -173,4 +173,21 @@ describe('process model under load', () => {
     serve.proc.child.kill('SIGTERM');
     assert.equal(await serve.proc.exited, 0);
   });
+
+  it('the master never loads the app: --stats shows its RSS without the app, each worker with it', async () => {
+    const serve = await startServe('test/fixtures/heavy-app.mjs', '--workers', '2');
+    running.push(serve);
+    const stats = await serve.figures();
+    const MiB = 1024 * 1024;
+    const line = [stats.master!, ...stats.workers]
+      .map((p) => `${Math.round(p.rss! / MiB)} MiB`)
+      .join(' / ');
+    console.log(`idle RSS, master / workers, with a 64 MiB app: ${line}`);
+    assert.equal(stats.workers.length, 2);
+    for (const worker of stats.workers) {
+      assert.ok(worker.rss! - stats.master!.rss > 48 * MiB, `master / workers: ${line}`);
+    }
+    serve.proc.child.kill('SIGTERM');
+    assert.equal(await serve.proc.exited, 0);
+  });
 });
