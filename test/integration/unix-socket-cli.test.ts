@@ -52,7 +52,7 @@ describe('ngi serve on Unix sockets', () => {
     assert.equal(statSync(socket).mode & 0o777, 0o600);
     assert.equal(await curl(socket, '/x'), 'hello /x');
     const pids = new Set<string>();
-    // Round robin over fresh connections: both workers answer within a few requests.
+    // Fresh connections: the kernel hands each to a free worker; both answer within a few.
     for (let i = 0; i < 20 && pids.size < 2; i++) pids.add(await curl(socket, '/pid'));
     assert.equal(pids.size, 2, `both workers answer, saw ${[...pids].join(' ')}`);
     proc.child.kill('SIGTERM');
