@@ -7,10 +7,13 @@ import { NgiError, RequestError } from '../src/core/errors.js';
 import { decodePath, rawPathBelow, splitTarget } from '../src/core/url.js';
 import type { App, ErrorStream } from '../src/core/types.js';
 import { fromNodeHandler } from './node.js';
+import { withLifespan } from '../src/core/lifespan.js';
 
 /** What ngi needs of a Fastify instance (structural: fastify is never imported at runtime). */
 export interface FastifyLike {
   ready(): PromiseLike<unknown>;
+  /** Runs the instance's `onClose` hooks: the app's lifespan shutdown. */
+  close?(): PromiseLike<unknown>;
   routing(req: IncomingMessage, res: ServerResponse): void;
   /** The instance's own (never listening) server, where `@fastify/websocket` takes upgrades. */
   readonly server?: {
@@ -21,7 +24,9 @@ export interface FastifyLike {
 
 /**
  * A Fastify instance as an NGI app: `ready()` first (plugins loaded, routes sealed), then
- * Fastify's own routing for every request, with its hooks, schemas and error handling.
+ * Fastify's own routing for every request, with its hooks, schemas and error handling. Its
+ * lifespan shutdown is `fastify.close()`, so `onClose` hooks run when a host stops the app
+ * (`ngi serve`: on stop, and for each worker a reload or recycle replaces).
  * Upgrade requests go to the `'upgrade'` listeners of `fastify.server` when a plugin put one
  * there (`@fastify/websocket` routes them through Fastify, hooks included).
  *
@@ -34,12 +39,18 @@ export async function fromFastify(fastify: FastifyLike): Promise<App> {
   const handler = (req: IncomingMessage, res: ServerResponse) => fastify.routing(req, res);
   const server = fastify.server;
   // A plugin (`@fastify/websocket`) listens for upgrades on the instance's server: carry them there.
-  if (server !== undefined && server.listenerCount('upgrade') > 0) {
-    return fromNodeHandler(handler, {
-      upgrade: (req, socket, head) => server.emit('upgrade', req, socket, head),
-    });
-  }
-  return fromNodeHandler(handler);
+  const app =
+    server !== undefined && server.listenerCount('upgrade') > 0
+      ? fromNodeHandler(handler, {
+          upgrade: (req, socket, head) => server.emit('upgrade', req, socket, head),
+        })
+      : fromNodeHandler(handler);
+  if (typeof fastify.close !== 'function') return app;
+  return withLifespan(app, {
+    // Already ready: plugins that fail to load fail `fromFastify` itself, with their message.
+    startup: async () => void (await fastify.ready()),
+    shutdown: async () => void (await fastify.close!()),
+  });
 }
 
 export interface ToFastifyOptions {

@@ -16,6 +16,15 @@ export type {
 } from './core/types.js';
 export { NgiError, RequestError, codes, createError, type ErrorCode } from './core/errors.js';
 export { defineApp, isNgiApp } from './core/define-app.js';
+export {
+  LIFESPAN_KEY,
+  lifespanOf,
+  shutdownApp,
+  startupApp,
+  withLifespan,
+  type Lifespan,
+  type LifespanState,
+} from './core/lifespan.js';
 export { mount } from './middleware/mount.js';
 export {
   serve,

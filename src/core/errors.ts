@@ -21,6 +21,8 @@ export const codes = {
   NGI_ERR_BODY_CONSUMED: 'the request body was already consumed upstream',
   NGI_ERR_UNSUPPORTED: 'the target cannot express this',
   NGI_ERR_APP_LOAD: 'the app module could not be loaded or recognised',
+  NGI_ERR_STARTUP: "the app's lifespan startup failed",
+  NGI_ERR_SHUTDOWN: "the app's lifespan shutdown failed",
   NGI_ERR_LISTEN: 'a listener could not be opened',
   NGI_ERR_UPGRADED: 'the connection was upgraded: no HTTP response can follow',
 } as const;

@@ -125,6 +125,8 @@ export interface Environ {
   'ngi.trailers'?: ResponseTrailers;
   /** Present on an upgrade request the host can hand over (see `Upgrade`). */
   'ngi.upgrade'?: Upgrade;
+  /** The lifespan extension: what the app's startup left, on a host that ran it. */
+  'ngi.lifespan'?: Record<string, unknown>;
   [header: `HTTP_${string}`]: string | undefined;
   [key: string]: unknown;
   [key: symbol]: unknown;

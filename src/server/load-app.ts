@@ -1,5 +1,6 @@
 import { isNgiApp } from '../core/define-app.js';
 import { NgiError } from '../core/errors.js';
+import { withLifespan, type Lifespan } from '../core/lifespan.js';
 import type { App } from '../core/types.js';
 import { loadAppModule, resolveAppModule } from './app-module.js';
 
@@ -156,5 +157,14 @@ export async function loadApp(
       `${specifier}: the ${name} export is ${describe(app)}; expected ${EXPECTED}`,
     );
   }
-  return adapt(app, kind, options.adapters);
+  const adapted = await adapt(app, kind, options.adapters);
+  // `export async function startup(state)` / `shutdown(state)` beside the app: its lifespan,
+  // for apps whose framework has no hook of its own (Express, Koa, a plain handler).
+  const startup = isFunction(mod.startup) ? mod.startup : undefined;
+  const shutdown = isFunction(mod.shutdown) ? mod.shutdown : undefined;
+  if (startup === undefined && shutdown === undefined) return adapted;
+  return withLifespan(adapted, {
+    startup: startup as Lifespan['startup'],
+    shutdown: shutdown as Lifespan['shutdown'],
+  });
 }

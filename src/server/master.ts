@@ -25,6 +25,9 @@ import { BEAT_MS, LISTEN_ENV, type MasterMessage, type WorkerMessage } from './i
 import { createStatsServer, formatListen as format, type ListenAddress } from './serve.js';
 import { statsDocument, type StatsDocument, type WorkerFigures } from './stats.js';
 
+/** Respawned workers that may fail to start in a row (backing off between) before the master stops. */
+const MAX_FAILED_STARTS = 5;
+
 /** Master settings (times in seconds). */
 export interface MasterOptions {
   workers: number;
@@ -70,6 +73,8 @@ export function runMaster(options: MasterOptions): Promise<number> {
   let shuttingDown = false;
   let exitCode = 0;
   let crashes = 0;
+  // Workers in a row that failed to start (load or lifespan startup): past a few, stop.
+  let failedStarts = 0;
   let respawns = 0;
   let reloads = 0;
   let respawnTimer: NodeJS.Timeout | undefined;
@@ -146,6 +151,7 @@ export function runMaster(options: MasterOptions): Promise<number> {
         if (slot.state !== 'starting') return;
         slot.state = 'ready';
         slot.beat = Date.now();
+        failedStarts = 0;
         if (slot.replaces !== undefined) {
           if (slot.replaces.blocked) slot.replaces.worker.process.kill('SIGKILL');
           else stopSlot(slot.replaces);
@@ -214,6 +220,16 @@ export function runMaster(options: MasterOptions): Promise<number> {
     }
     if (slot.replacedBy !== undefined) {
       log(`worker ${slot.pid} exited (${how}) while being replaced`);
+      return;
+    }
+    if (slot.fatal !== undefined && ++failedStarts >= MAX_FAILED_STARTS) {
+      // The app cannot start any more (a database gone for good, a broken deploy): respawning
+      // forever would only hide it. Stop, loudly, as at the first start.
+      process.stderr.write(
+        `ngi: ${slot.fatal}\nngi: ${failedStarts} workers in a row failed to start; stopping\n`,
+      );
+      exitCode = 1;
+      shutdown();
       return;
     }
     crashes = Date.now() - slot.bornAt > 10_000 ? 1 : crashes + 1;

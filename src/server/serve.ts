@@ -10,7 +10,14 @@ import type { ExchangeOutcome } from './listener.js';
 import { Counters, statsDocument, type StatsDocument, type WorkerFigures } from './stats.js';
 import { createAccessLog, type LogFormat, type LogStream } from './access-log.js';
 import { stderrStream } from '../core/environ.js';
-import { NgiError } from '../core/errors.js';
+import { formatError, NgiError } from '../core/errors.js';
+import {
+  LIFESPAN_KEY,
+  lifespanOf,
+  shutdownApp,
+  startupApp,
+  type LifespanState,
+} from '../core/lifespan.js';
 import {
   closeUpgradedConnections,
   countUpgradedConnections,
@@ -186,6 +193,11 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
     };
   };
 
+  // Lifespan: startup before any listener opens; its state reaches every request.
+  const state: LifespanState = {};
+  const lifespan = lifespanOf(app) !== undefined;
+  if (lifespan) await startupApp(app, state);
+
   let served = app;
   if (options.staticMap !== undefined) {
     const entries = Array.isArray(options.staticMap)
@@ -193,6 +205,7 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
       : Object.entries(options.staticMap);
     if (entries.length > 0) served = withStaticMap(app, entries, await loadStaticFiles());
   }
+  if (lifespan) served = withState(served, state);
   // Outermost: static files, the app and the access log all see the client's address.
   if (options.trustProxy !== undefined && options.trustProxy.length > 0) {
     served = trustedProxies(served, { trust: options.trustProxy });
@@ -253,6 +266,10 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
     }
   } catch (error) {
     for (const server of servers) server.close();
+    if (lifespan)
+      await shutdownApp(app, state).catch((failure) =>
+        errors.write(formatError(failure, 'lifespan')),
+      );
     throw error;
   }
 
@@ -304,6 +321,11 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
       if (httpsServer !== undefined) closeHttpsConnections(httpsServer);
       for (const socket of uwsgiSockets) socket.destroy();
       await Promise.all(ended);
+      // Every connection is gone: no request can come any more.
+      if (lifespan)
+        await shutdownApp(app, state).catch((error) =>
+          errors.write(formatError(error, 'lifespan')),
+        );
     })();
     return closing;
   };
@@ -455,6 +477,14 @@ export function createStatsServer(
     return [body];
   });
   return server;
+}
+
+/** Hands the lifespan state to each request (only apps with a lifespan pay for the key). */
+function withState(app: App, state: LifespanState): App {
+  return (environ, startResponse) => {
+    environ[LIFESPAN_KEY] = state;
+    return app(environ, startResponse);
+  };
 }
 
 async function loadStaticFiles(): Promise<StaticFiles> {
