@@ -71,6 +71,23 @@ describe('lifespan under ngi serve', () => {
     assert.equal(await serve.proc.exited, 0);
   });
 
+  it('runs shutdown for a worker recycled by --max-requests, after its last request', async () => {
+    const lines = freshLog('recycle');
+    const serve = await start(
+      'test/fixtures/lifespan/express-hooks.mjs',
+      '--workers',
+      '1',
+      '--max-requests',
+      '3',
+    );
+    const [first] = (await serve.figures()).workers;
+    for (let i = 0; i < 3; i++) assert.equal((await get(serve.port, '/pid')).status, 200);
+    await allGone([first!.pid]);
+    assert.ok(lines().includes(`shutdown ${first!.pid} served 3 pool true`), lines().join('; '));
+    serve.proc.child.kill('SIGTERM');
+    assert.equal(await serve.proc.exited, 0);
+  });
+
   it('a failed startup stops ngi serve with the app message and exit code 1, before any listener', async () => {
     freshLog('fail');
     const marker = join(dir, 'db-down');
