@@ -1,5 +1,7 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 
 /*
  * The kit's HTTP client: what a user's client would see, on the wire. Node's own client for
@@ -14,19 +16,30 @@ export interface Base {
   port: number;
   /** The mount point as the client spells it: `''` at the root, `/legacy` under a mount. */
   path: string;
+  /** `https:`: the kit speaks HTTP/1.1 over TLS, trusting `ca` (else the system's roots). */
+  tls: boolean;
+  ca: string | Buffer | undefined;
 }
 
-export function parseBase(url: string): Base {
+export function parseBase(url: string, ca?: string | Buffer): Base {
   const parsed = new URL(url);
-  if (parsed.protocol !== 'http:') {
-    throw new TypeError(`runConformance: start() must give an http: URL (got ${url})`);
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new TypeError(`runConformance: start() must give an http: or https: URL (got ${url})`);
   }
-  const path = parsed.pathname.replace(/\/+$/, '');
+  const tls = parsed.protocol === 'https:';
   return {
     host: parsed.hostname.replace(/^\[|\]$/g, ''),
-    port: Number(parsed.port || 80),
-    path,
+    port: Number(parsed.port || (tls ? 443 : 80)),
+    path: parsed.pathname.replace(/\/+$/, ''),
+    tls,
+    ca,
   };
+}
+
+/** A raw connection to the host: TCP, or TLS for an https: base. */
+function open(base: Base): Socket {
+  if (!base.tls) return connect(base.port, base.host);
+  return tlsConnect({ host: base.host, port: base.port, ca: base.ca, ALPNProtocols: ['http/1.1'] });
 }
 
 export interface WireRequest {
@@ -93,7 +106,8 @@ export function send(base: Base, request: WireRequest): Promise<WireResponse> {
     for (const [name, value] of request.headers ?? []) flat.push(name, value);
     if (sized !== undefined) flat.push('Content-Length', String(Buffer.byteLength(sized)));
     if (parts !== undefined) flat.push('Transfer-Encoding', 'chunked');
-    const req = httpRequest({
+    const req = (base.tls ? httpsRequest : httpRequest)({
+      ...(base.tls ? { ca: base.ca } : {}),
       host: base.host,
       port: base.port,
       method: request.method ?? 'GET',
@@ -148,7 +162,7 @@ export interface RawResponse {
  */
 export function sendRaw(base: Base, text: string, timeoutMs: number): Promise<RawResponse> {
   return new Promise((resolve) => {
-    const socket = connect(base.port, base.host);
+    const socket = open(base);
     const chunks: Buffer[] = [];
     let settled = false;
     const finish = (error?: string) => {
@@ -253,7 +267,7 @@ export function abandon(
   timeoutMs: number,
 ): Promise<void> {
   return new Promise((resolve) => {
-    const socket = connect(base.port, base.host);
+    const socket = open(base);
     let done = false;
     const leave = () => {
       if (done) return;

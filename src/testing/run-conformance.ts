@@ -13,10 +13,13 @@ import { abandon, authority, parseBase, rawTarget, send, sendRaw, type Base } fr
 export interface ConformanceHost {
   /**
    * The base URL of the app (`http://127.0.0.1:8080`, or `http://127.0.0.1:8080/legacy` when
-   * the host mounts it under a prefix: SCRIPT_NAME must then be `/legacy`).
+   * the host mounts it under a prefix: SCRIPT_NAME must then be `/legacy`). An `https:` URL is
+   * spoken to as HTTP/1.1 over TLS.
    */
   url: string;
   close(): unknown;
+  /** For an `https:` URL: the certificate (authority) to trust, such as a test's self-signed one. */
+  ca?: string | Buffer;
 }
 
 /** Options of {@link runConformance}. */
@@ -111,7 +114,7 @@ export async function runConformance(options: ConformanceOptions): Promise<Confo
   const host = await options.start(dispatch);
   const results: ConformanceResult[] = [];
   try {
-    const base = parseBase(host.url);
+    const base = parseBase(host.url, host.ca);
     for (let i = 0; i < runs.length; i++) {
       const { kitCase, run } = runs[i]!;
       let detail: string | undefined;

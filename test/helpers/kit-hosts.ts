@@ -2,6 +2,9 @@
 // on each and checks the wire. Each start listens on 127.0.0.1 and a free port; close() leaves
 // no server, connection or process behind.
 import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
@@ -14,6 +17,8 @@ import type { App } from '../../src/core/types.js';
 import type { ErrorStream } from '../../src/core/types.js';
 import { createHttpServer } from '../../src/server/http-listener.js';
 import { createUwsgiServer } from '../../src/server/uwsgi-listener.js';
+import { serve } from '../../src/server/serve.js';
+import { makeCertificate } from './tls.js';
 import { toNodeHandler } from '../../adapters/node.js';
 import { toExpress } from '../../adapters/express.js';
 import { passBadUrls, toFastify } from '../../adapters/fastify.js';
@@ -25,6 +30,8 @@ import { startNginx, uwsgiLocation } from './nginx.js';
 export interface KitHost {
   url: string;
   close(): Promise<void>;
+  /** The certificate to trust, for an https: URL. */
+  ca?: string;
 }
 
 /** The host logs app errors the kit provokes on purpose: keep them, show them on failure. */
@@ -52,6 +59,21 @@ export async function listening(server: Server, path = ''): Promise<KitHost> {
 /** The hosts ngi ships, by the name a report is printed under. */
 export const kitHosts: Record<string, (app: App) => Promise<KitHost>> = {
   'ngi HTTP listener': (app) => listening(createHttpServer(app, { errors: quiet })),
+
+  'ngi HTTPS listener, HTTP/1.1 over TLS': async (app) => {
+    // A self-signed certificate made by openssl for this run, trusted by the kit's client alone.
+    const dir = mkdtempSync(join(tmpdir(), 'ngi-kit-tls-'));
+    const { cert, key } = makeCertificate(dir, 'kit');
+    const handle = await serve(app, { https: 0, cert, key, logFormat: 'off', errors: quiet });
+    return {
+      url: `https://127.0.0.1:${handle.https!.port}`,
+      ca: readFileSync(cert, 'utf8'),
+      close: async () => {
+        await handle.close();
+        rmSync(dir, { recursive: true, force: true });
+      },
+    };
+  },
 
   'toNodeHandler on node:http': (app) =>
     listening(createServer(toNodeHandler(app, { errors: quiet }))),
