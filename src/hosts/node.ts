@@ -133,7 +133,10 @@ export class NodeSink implements ResponseSink, NodeOrigin {
     }
     return new Promise((resolve, reject) => {
       try {
-        this.res.writeEarlyHints(hints, resolve);
+        // HTTP/1.1 calls back once written; HTTP/2's compat response takes no callback and
+        // answers with a boolean (the HEADERS frame is queued on the stream).
+        const queued: unknown = this.res.writeEarlyHints(hints, resolve);
+        if (typeof queued === 'boolean') resolve();
       } catch (error) {
         // Node checks each Link value itself.
         reject(new NgiError('NGI_ERR_INVALID_HEADER', (error as Error).message, { cause: error }));
@@ -142,7 +145,13 @@ export class NodeSink implements ResponseSink, NodeOrigin {
   }
 
   trailers(headers: Headers): void {
-    this.res.addTrailers(headers);
+    // A record, which both HTTP/1.1 and HTTP/2's compat response take (h2's reads no pairs).
+    const record: Record<string, string> = {};
+    for (const [name, value] of headers) {
+      const prior = record[name];
+      record[name] = prior === undefined ? value : `${prior}, ${value}`;
+    }
+    this.res.addTrailers(record);
   }
 
   write(chunk: Chunk): boolean {

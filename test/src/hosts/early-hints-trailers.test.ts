@@ -1,10 +1,13 @@
 // Early hints (103) and response trailers on ngi's HTTP listener, read off the wire and with
 // Node's own client; hosts that cannot send them leave the keys out.
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { request } from 'node:http';
+import { connect, createServer as createHttp2Server } from 'node:http2';
+import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { toFetch } from '../../../adapters/fetch.js';
-import { fromNodeHandler } from '../../../adapters/node.js';
+import { fromNodeHandler, toNodeHandler } from '../../../adapters/node.js';
 import { defineApp } from '../../../src/core/define-app.js';
 import { validator } from '../../../src/middleware/validator.js';
 import { serve, type ServerHandle } from '../../../src/server/serve.js';
@@ -257,5 +260,37 @@ describe('early hints and trailers on the Node listener', () => {
     const plain = await uwsgi.end();
     assert.match(plain, /^HTTP\/1\.1 200 OK\r\n/);
     assert.match(plain, /\r\n\r\nbody$/);
+  });
+
+  it("over HTTP/2 (node:http2's compat response, as toNodeHandler gets it): a 103 HEADERS frame, then trailers", async () => {
+    const server = createHttp2Server(toNodeHandler(app) as never).listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const client = connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
+    try {
+      const stream = client.request({ ':path': '/' });
+      const informational: Array<{ status: unknown; link: unknown }> = [];
+      stream.on('headers', (headers) =>
+        informational.push({ status: headers[':status'], link: headers.link }),
+      );
+      // Every listener up front: the frames may all arrive in one read.
+      const responded = once(stream, 'response') as Promise<[Record<string, unknown>]>;
+      const trailed = once(stream, 'trailers') as Promise<[Record<string, unknown>]>;
+      let body = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (chunk: string) => (body += chunk));
+      const ended = once(stream, 'end');
+      const [[response], [fields]] = await Promise.all([responded, trailed, ended]);
+      assert.equal(informational.length, 1);
+      assert.equal(informational[0]!.status, 103);
+      assert.match(String(informational[0]!.link), /<\/style\.css>; rel=preload; as=style/);
+      assert.equal(response[':status'], 200);
+      assert.equal(response.trailer, 'server-timing, x-digest');
+      assert.equal(body, 'part one, part two');
+      assert.equal(fields['server-timing'], 'db;dur=53');
+      assert.equal(fields['x-digest'], 'abc');
+    } finally {
+      client.close();
+      server.close();
+    }
   });
 });
