@@ -1,11 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Http2ServerRequest, Http2ServerResponse } from 'node:http2';
-import { Exchange } from '../core/exchange.js';
-import { LazySignal } from '../core/signal.js';
-import { kNodeOrigin } from '../core/symbols.js';
+import type { Exchange } from '../core/exchange.js';
 import type { App, Headers, StartResponse } from '../core/types.js';
-import { environFromNode } from './node-environ.js';
-import { NodeSink, type NodeRequestOptions } from './node.js';
+import { NodeSink, exchangeOnSink, type NodeRequestOptions } from './node.js';
 
 /*
  * An NGI app served on an HTTP/2 stream, through node:http2's compatibility request and
@@ -64,14 +61,5 @@ export function createHttp2Exchange(
   res: Http2ServerResponse,
   options: NodeRequestOptions,
 ): Exchange {
-  const controller = new LazySignal();
-  const environ = environFromNode(req as unknown as IncomingMessage, options, controller);
-  const sink = new Http2Sink(req, res);
-  const exchange = new Exchange(environ, sink, controller);
-  sink.exchange = exchange;
-  environ[kNodeOrigin] = sink;
-  if (options.next !== undefined) exchange.onFailure = options.next;
-  if (options.onDone !== undefined) exchange.onDone = options.onDone;
-  res.on('close', sink.onClose);
-  return exchange;
+  return exchangeOnSink(req as unknown as IncomingMessage, res, new Http2Sink(req, res), options);
 }

@@ -283,17 +283,34 @@ export function createNodeExchange(
   res: ServerResponse,
   options: NodeRequestOptions,
 ): Exchange {
-  const controller = new LazySignal();
-  const environ = environFromNode(req, options, controller);
   const sink = new NodeSink(req, res, options.upgrade);
-  const exchange = new Exchange(environ, sink, controller);
-  sink.exchange = exchange;
-  environ[kNodeOrigin] = sink;
+  const exchange = exchangeOnSink(req, res, sink, options);
+  const environ = exchange.environ;
   if (options.upgrade !== undefined) environ['ngi.upgrade'] = new NodeUpgradeRequest(sink);
   else if (canInform(req)) {
     environ['ngi.early_hints'] = (headers) => exchange.sendEarlyHints(headers);
     environ['ngi.trailers'] = new ExchangeTrailers(exchange);
   }
+  return exchange;
+}
+
+/**
+ * The exchange of a request answered through a Node-side sink, wired the same way on every
+ * Node transport (HTTP/1 here, HTTP/2 in `http2.ts`): the environ from the request, the sink's
+ * back-pointer and `kNodeOrigin` (for the fast path), the host's failure and done hooks, and
+ * the response's close.
+ */
+export function exchangeOnSink(
+  req: IncomingMessage,
+  res: { on(event: 'close', listener: () => void): unknown },
+  sink: NodeSink,
+  options: NodeRequestOptions,
+): Exchange {
+  const controller = new LazySignal();
+  const environ = environFromNode(req, options, controller);
+  const exchange = new Exchange(environ, sink, controller);
+  sink.exchange = exchange;
+  environ[kNodeOrigin] = sink;
   if (options.next !== undefined) exchange.onFailure = options.next;
   if (options.onDone !== undefined) exchange.onDone = options.onDone;
   // `on`, not `once`: a response closes once, and `once` wraps every listener in a closure.
