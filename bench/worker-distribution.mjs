@@ -1,38 +1,10 @@
 // How `ngi serve --workers 2` spreads load across its workers: three bounded autocannon runs
 // (3 s each) against test/fixtures/ngi-app.mjs, per-worker request counts read from --stats.
 // Run: node bench/worker-distribution.mjs
-import { spawn } from 'node:child_process';
+import { startNgiServe } from './_ngi-serve.mjs';
 import autocannon from 'autocannon';
 
-const child = spawn(
-  process.execPath,
-  [
-    '--import',
-    'tsx',
-    'bin/ngi.ts',
-    'serve',
-    'test/fixtures/ngi-app.mjs',
-    '--http',
-    '0',
-    '--stats',
-    '0',
-    '--log-format',
-    'off',
-    '--workers',
-    '2',
-  ],
-  { stdio: ['ignore', 'ignore', 'pipe'] },
-);
-let stderr = '';
-await new Promise((resolve, reject) => {
-  child.stderr.on('data', (text) => {
-    stderr += text;
-    if (/stats listening/.test(stderr)) resolve();
-  });
-  child.once('exit', () => reject(new Error(`ngi serve exited:\n${stderr}`)));
-});
-const port = Number(/http listening on 127\.0\.0\.1:(\d+)/.exec(stderr)[1]);
-const statsPort = Number(/stats listening on 127\.0\.0\.1:(\d+)/.exec(stderr)[1]);
+const { child, port, statsPort } = await startNgiServe('test/fixtures/ngi-app.mjs', { bin: 'tsx' });
 const figures = async () => (await fetch(`http://127.0.0.1:${statsPort}/`)).json();
 
 const runs = [
