@@ -175,7 +175,7 @@ const FLAGS: Flag[] = [
     type: 'string',
     value: '[host:]port|unix:PATH',
     default: 'off',
-    help: 'serve JSON figures (requests, in flight, statuses, uptime, RSS of the master and each worker)',
+    help: 'serve JSON figures (requests, in flight, statuses, uptime, RSS of the master and each worker), /metrics for Prometheus, /healthz and /readyz',
   },
   {
     name: 'kind',

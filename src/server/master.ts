@@ -22,8 +22,15 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { BEAT_MS, LISTEN_ENV, type MasterMessage, type WorkerMessage } from './ipc.js';
-import { createStatsServer, formatListen as format, type ListenAddress } from './serve.js';
-import { statsDocument, type StatsDocument, type WorkerFigures } from './stats.js';
+import { formatListen as format, type ListenAddress } from './serve.js';
+import {
+  addTotals,
+  emptyTotals,
+  statsDocument,
+  type StatsDocument,
+  type WorkerFigures,
+} from './stats.js';
+import { createStatsServer } from './stats-server.js';
 
 /** Respawned workers that may fail to start in a row (backing off between) before the master stops. */
 const MAX_FAILED_STARTS = 5;
@@ -66,7 +73,10 @@ export function runMaster(options: MasterOptions): Promise<number> {
   const grace = options.grace ?? 30;
   const slots = new Set<Slot>();
   const startedAt = Date.now();
-  const retired = { requests: 0, statuses: {} as Record<string, number>, harakiri: 0 };
+  const retired = emptyTotals();
+  // The figures each worker last reported: a worker killed before its 'final' still counts
+  // what it served up to then, so the totals never go down.
+  const lastFigures = new Map<Slot, WorkerFigures>();
   const pendingStats = new Map<number, (figures: WorkerFigures) => void>();
   let statsId = 0;
   let announced = false;
@@ -176,11 +186,8 @@ export function runMaster(options: MasterOptions): Promise<number> {
         return;
       case 'final':
         tell(slot, { ngi: 'bye' });
-        retired.requests += message.figures.requests;
-        retired.harakiri += message.figures.harakiri;
-        for (const [code, count] of Object.entries(message.figures.statuses)) {
-          retired.statuses[code] = (retired.statuses[code] ?? 0) + count;
-        }
+        lastFigures.delete(slot);
+        addTotals(retired, message.figures);
         return;
     }
   };
@@ -193,6 +200,9 @@ export function runMaster(options: MasterOptions): Promise<number> {
 
   const onExit = (slot: Slot, code: number | null, signal: string | null): void => {
     slots.delete(slot);
+    const last = lastFigures.get(slot);
+    if (last !== undefined) addTotals(retired, last);
+    lastFigures.delete(slot);
     const how = signal ? `signal ${signal}` : `code ${code}`;
     if (shuttingDown) {
       if (slots.size === 0) void finishAll();
@@ -317,6 +327,7 @@ export function runMaster(options: MasterOptions): Promise<number> {
             pendingStats.set(id, (f) => {
               clearTimeout(timer);
               pendingStats.delete(id);
+              if (slots.has(slot)) lastFigures.set(slot, f);
               resolve({ ...f, id: slot.worker.id, state: slot.state });
             });
             tell(slot, { ngi: 'stats?', id });
@@ -353,7 +364,9 @@ export function runMaster(options: MasterOptions): Promise<number> {
   }
 
   if (options.stats !== undefined) {
-    statsServer = createStatsServer(gatherStats);
+    // Ready once every worker first started, while one serves (not while all are respawning).
+    const ready = () => announced && !shuttingDown && countReady() > 0;
+    statsServer = createStatsServer({ document: gatherStats, ready });
     statsServer.once('error', (error) => {
       process.stderr.write(
         `ngi: cannot listen for stats on ${format(options.stats!)}: ${error.message}\n`,

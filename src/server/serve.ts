@@ -7,7 +7,8 @@ import { resolve as resolvePath } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { Exchange } from '../core/exchange.js';
 import type { ExchangeOutcome } from './listener.js';
-import { Counters, statsDocument, type StatsDocument, type WorkerFigures } from './stats.js';
+import { Counters, statsDocument, type WorkerFigures } from './stats.js';
+import { createStatsServer } from './stats-server.js';
 import { createAccessLog, type LogFormat, type LogStream } from './access-log.js';
 import { stderrStream } from '../core/environ.js';
 import { formatError, NgiError } from '../core/errors.js';
@@ -77,7 +78,9 @@ export interface ServeOptions {
    * balancers send) on every connection, and take the client's address from it.
    */
   proxyProtocol?: ReadonlyArray<'http' | 'uwsgi'>;
-  /** A listener that answers every request with the stats JSON. */
+  /**
+   * The stats listener: JSON figures, `/metrics` (Prometheus), `/healthz` and `/readyz`.
+   */
   stats?: ListenSpec;
   /** URL prefix → folder, served before the app; a missing file falls through to the app. */
   staticMap?: Record<string, string> | Array<[prefix: string, dir: string]>;
@@ -169,7 +172,7 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
 
   const onExchange = (exchange: Exchange) => {
     counters.begin();
-    const started = log !== undefined ? performance.now() : 0;
+    const started = performance.now();
     let timer: NodeJS.Timeout | undefined;
     if (harakiriMs > 0) {
       timer = setTimeout(() => {
@@ -185,10 +188,9 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
     if (maxRequests > 0 && ++seen >= maxRequests) recycle('max-requests');
     return (outcome: ExchangeOutcome) => {
       if (timer !== undefined) clearTimeout(timer);
-      counters.end(outcome.status);
-      if (log !== undefined) {
-        log({ environ: exchange.environ, outcome, ms: performance.now() - started });
-      }
+      const ms = performance.now() - started;
+      counters.end(outcome.status, outcome.bytes, ms / 1000);
+      if (log !== undefined) log({ environ: exchange.environ, outcome, ms });
       if (drained !== undefined && counters.inFlight === 0) drained();
     };
   };
@@ -260,7 +262,9 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
     }
     if (options.stats !== undefined) {
       const startedAt = counters.startedAt;
-      statsServer = createStatsServer(() => statsDocument(startedAt, [{ ...counters.figures() }]));
+      statsServer = createStatsServer({
+        document: () => statsDocument(startedAt, [{ ...counters.figures() }]),
+      });
       track(statsServer);
       await listen(statsServer, options.stats, 'stats', options.chmodSocket);
     }
@@ -456,27 +460,6 @@ function addressOf(server: NetServer | undefined): ListenAddress | undefined {
   const info = server?.address() as AddressInfo | string | null | undefined;
   if (typeof info === 'string') return { host: '', port: 0, path: info };
   return info ? { host: info.address, port: info.port } : undefined;
-}
-
-/**
- * A tiny HTTP server answering every request with the stats document as JSON; `ngi serve`'s
- * master gathers the workers' figures before answering.
- *
- * @example
- * createStatsServer(() => statsDocument(startedAt, [{ ...counters.figures() }])).listen(9191);
- */
-export function createStatsServer(
-  document: () => StatsDocument | Promise<StatsDocument>,
-): HttpServer {
-  const server = createHttpServer(async (_environ, startResponse) => {
-    const body = JSON.stringify(await document(), null, 2) + '\n';
-    startResponse('200 OK', [
-      ['Content-Type', 'application/json'],
-      ['Cache-Control', 'no-store'],
-    ]);
-    return [body];
-  });
-  return server;
 }
 
 /** Hands the lifespan state to each request (only apps with a lifespan pay for the key). */

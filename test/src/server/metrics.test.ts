@@ -1,0 +1,156 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { get, spawnCli, type CliProcess } from '../../helpers/cli-process.js';
+import { startServe, until } from '../../helpers/ngi-serve.js';
+
+const APP = 'test/fixtures/lifespan/gated-startup.mjs';
+const started: CliProcess[] = [];
+const dirs: string[] = [];
+after(() => {
+  for (const proc of started) proc.kill();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** The samples of a Prometheus text exposition: `name{labels}` → value. */
+function parseMetrics(text: string): Map<string, number> {
+  const samples = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const match = /^([a-zA-Z_:][\w:]*(?:\{[^}]*\})?) (\S+)$/.exec(line);
+    assert.ok(match, `not a sample line: ${JSON.stringify(line)}`);
+    samples.set(match[1]!, Number(match[2]));
+  }
+  return samples;
+}
+
+async function scrape(statsPort: number): Promise<Map<string, number>> {
+  const { status, body } = await get(statsPort, '/metrics');
+  assert.equal(status, 200);
+  return parseMetrics(body);
+}
+
+/**
+ * Scrapes until sample `name` reads `value`: a worker counts a request when its response has
+ * finished, which may trail the client by a moment.
+ */
+function scrapeWhen(statsPort: number, name: string, value: number): Promise<Map<string, number>> {
+  return until(async () => {
+    const samples = await scrape(statsPort);
+    return samples.get(name) === value ? samples : undefined;
+  }, 100);
+}
+
+async function serveGated(...flags: string[]) {
+  const running = await startServe(APP, ...flags);
+  started.push(running.proc);
+  return running;
+}
+
+/** One GET on a Unix socket (the stats listener of a server whose ports are not known yet). */
+function getUnix(socketPath: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath, path, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+describe('ngi serve --stats: /metrics, /healthz and /readyz', () => {
+  it('counts the requests served by every worker: by status code, as a histogram, and their bytes', async () => {
+    const { port, statsPort } = await serveGated('--workers', '2');
+    for (let i = 0; i < 10; i++) assert.equal((await get(port, '/')).status, 200);
+    for (let i = 0; i < 2; i++) assert.equal((await get(port, '/fail')).status, 500);
+    const samples = await scrapeWhen(statsPort, 'ngi_request_duration_seconds_count', 12);
+    assert.equal(samples.get('ngi_requests_total{code="200"}'), 10);
+    assert.equal(samples.get('ngi_requests_total{code="500"}'), 2);
+    assert.equal(samples.get('ngi_request_duration_seconds_bucket{le="+Inf"}'), 12);
+    assert.ok(samples.get('ngi_request_duration_seconds_sum')! > 0);
+    assert.equal(
+      samples.get('ngi_response_bytes_total'),
+      10 * 'hello'.length + 2 * 'failed'.length,
+    );
+    assert.equal(samples.get('ngi_requests_in_flight'), 0);
+    assert.equal(samples.get('ngi_harakiri_total'), 0);
+    assert.equal(samples.get('ngi_workers{state="ready"}'), 2);
+    const rss = [...samples].filter(([name]) =>
+      name.startsWith('ngi_worker_resident_memory_bytes{'),
+    );
+    assert.equal(rss.length, 2);
+    for (const [, bytes] of rss) assert.ok(bytes > 1_000_000);
+
+    // More traffic, higher counters: they grow with what is served.
+    for (let i = 0; i < 5; i++) await get(port, '/');
+    const later = await scrapeWhen(statsPort, 'ngi_request_duration_seconds_count', 17);
+    assert.equal(later.get('ngi_requests_total{code="200"}'), 15);
+  });
+
+  it('counts a restart when a worker is killed, and keeps what the dead worker had served', async () => {
+    const { proc, port, statsPort, figures } = await serveGated('--workers', '2');
+    for (let i = 0; i < 8; i++) await get(port, '/');
+    const before = await scrapeWhen(statsPort, 'ngi_requests_total{code="200"}', 8);
+    assert.equal(before.get('ngi_worker_restarts_total'), 0);
+    const victim = (await figures()).workers.find((w) => w.requests > 0)!;
+    process.kill(victim.pid, 'SIGKILL');
+    await proc.waitFor(new RegExp(`worker ${victim.pid} died \\(signal SIGKILL\\); respawning`));
+    const after = await scrapeWhen(statsPort, 'ngi_worker_restarts_total', 1);
+    // The totals never go down: Prometheus would read a drop as a counter reset.
+    assert.equal(after.get('ngi_requests_total{code="200"}'), 8);
+    assert.equal(after.get('ngi_request_duration_seconds_count'), 8);
+  });
+
+  it('is not ready (503) until every worker has finished its lifespan startup, healthy throughout', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ngi-readyz-'));
+    dirs.push(dir);
+    const gate = join(dir, 'go');
+    const socket = join(dir, 'stats.sock');
+    const proc = spawnCli(
+      [
+        'serve',
+        APP,
+        '--http',
+        '0',
+        '--stats',
+        `unix:${socket}`,
+        '--workers',
+        '2',
+        '--log-format',
+        'off',
+      ],
+      { env: { NGI_TEST_STARTUP_GATE: gate } },
+    );
+    started.push(proc);
+    const waiting = await until(() => getUnix(socket, '/readyz'), 200);
+    assert.equal(waiting.status, 503);
+    assert.equal((await getUnix(socket, '/healthz')).status, 200);
+    assert.doesNotMatch(proc.stderr(), /http listening/);
+
+    writeFileSync(gate, '');
+    await proc.waitFor(/http listening on 127\.0\.0\.1:\d+/);
+    assert.equal((await getUnix(socket, '/readyz')).status, 200);
+    assert.equal((await getUnix(socket, '/healthz')).status, 200);
+  });
+
+  it('serves the same endpoints without a master (--workers 0)', async () => {
+    const { port, statsPort } = await serveGated('--workers', '0');
+    await get(port, '/');
+    await get(port, '/fail');
+    const samples = await scrapeWhen(statsPort, 'ngi_request_duration_seconds_count', 2);
+    assert.equal(samples.get('ngi_requests_total{code="200"}'), 1);
+    assert.equal(samples.get('ngi_requests_total{code="500"}'), 1);
+    assert.equal(samples.get('ngi_request_duration_seconds_count'), 2);
+    assert.equal(samples.has('ngi_worker_restarts_total'), false);
+    assert.equal((await get(statsPort, '/readyz')).status, 200);
+    assert.equal((await get(statsPort, '/healthz')).status, 200);
+    // The JSON document is still there on every other path.
+    assert.equal(JSON.parse((await get(statsPort, '/')).body).requests, 2);
+  });
+});
