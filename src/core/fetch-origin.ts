@@ -21,3 +21,16 @@ export interface FetchOrigin {
    */
   takeInput(): Readable | undefined;
 }
+
+/**
+ * What a Fetch `Response` built by ngi carries under `kCarriedStatus` when its status is one
+ * Fetch cannot express (`new Response(body, { status: 700 })` throws): the real status and
+ * reason, and a Response with the real headers and body. The Response it sits on is a 502
+ * that says why, for a runtime that sends it; an ngi guest takes `response` instead.
+ */
+export interface CarriedStatus {
+  readonly code: number;
+  readonly reason: string;
+  /** The answer itself, status aside (its own `status` is 200). */
+  readonly response: Response;
+}

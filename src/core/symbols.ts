@@ -23,3 +23,9 @@ export const kToFetchHandler: unique symbol = Symbol.for('ngi.to.fetchHandler');
  * target, the client's address, TLS, the protocol, the body's framing). See fetch-origin.ts.
  */
 export const kFetchOrigin: unique symbol = Symbol.for('ngi.fetchOrigin');
+/**
+ * On a Fetch `Response` ngi built for a status Fetch cannot carry (600-999): the
+ * `CarriedStatus` with the real answer, so a `fromFetch`/`fromHono` guest it reaches passes
+ * that on, while a Fetch runtime sends the 502 the Response itself says. See fetch-origin.ts.
+ */
+export const kCarriedStatus: unique symbol = Symbol.for('ngi.carriedStatus');

@@ -6,8 +6,12 @@ import { NgiError, formatError } from '../core/errors.js';
 import type { App, Chunk, Environ, Headers as NgiHeaders } from '../core/types.js';
 import { inexpressible, requestFromEnviron } from './fetch-request.js';
 import { readBody } from './fetch-response-body.js';
+import type { CarriedStatus } from '../core/fetch-origin.js';
+import { kCarriedStatus } from '../core/symbols.js';
 
 const EMPTY: never[] = [];
+
+function ignore(): void {}
 
 /** A clear answer, and a log line, for a request the Fetch handler cannot be given. */
 function refuse(
@@ -72,8 +76,16 @@ function answer(
   ) {
     throw new NgiError('NGI_ERR_INVALID_BODY', `the Fetch handler returned ${typeof response}`);
   }
-  const status = response.status;
-  if (status < 200 || status > 599) {
+  // A status Fetch cannot carry, from an ngi host: the real answer rides under the 502.
+  const carried = (response as { [kCarriedStatus]?: CarriedStatus })[kCarriedStatus];
+  let status = response.status;
+  let statusText = response.statusText;
+  if (carried !== undefined) {
+    response.body?.cancel().then(undefined, ignore);
+    status = carried.code;
+    statusText = carried.reason;
+    response = carried.response;
+  } else if (status < 200 || status > 599) {
     // `Response.error()` (status 0): the handler itself reports a network error.
     return refuse(environ, startResponse, 502, `the Fetch handler answered a network error`);
   }
@@ -85,7 +97,7 @@ function answer(
   });
   const cookies = response.headers.getSetCookie();
   for (let i = 0; i < cookies.length; i++) headers.push(['set-cookie', cookies[i]!]);
-  const reason = response.statusText || STATUS_CODES[status] || 'Unknown';
+  const reason = statusText || STATUS_CODES[status] || 'Unknown';
   startResponse(`${status} ${reason}`, headers);
   const body = response.body;
   if (body === null) return EMPTY;

@@ -12,8 +12,8 @@ import {
   stderrStream,
 } from '../core/environ.js';
 import { NgiError, formatError } from '../core/errors.js';
-import type { FetchOrigin } from '../core/fetch-origin.js';
-import { kFetchOrigin } from '../core/symbols.js';
+import type { CarriedStatus, FetchOrigin } from '../core/fetch-origin.js';
+import { kCarriedStatus, kFetchOrigin } from '../core/symbols.js';
 import type { App, Chunk, Environ, ErrorStream, Headers as NgiHeaders } from '../core/types.js';
 
 /** What the environ of a Fetch `Request` needs beyond the request itself. */
@@ -121,6 +121,17 @@ function toBytes(chunk: Chunk): Uint8Array {
   return typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
 }
 
+const BAD_GATEWAY = {
+  status: 502,
+  statusText: 'Bad Gateway',
+  headers: { 'content-type': 'text/plain; charset=utf-8' },
+};
+
+function ignore(): void {}
+
+/** No chunk asked for before a reader asks: `pull` is the sign that a runtime sends the body. */
+const PULL_ON_READ = { highWaterMark: 0 };
+
 const BYTE_LENGTH = { highWaterMark: 16384, size: (chunk: Uint8Array) => chunk.byteLength };
 
 /** Header values a Fetch `Headers` takes as they are (the engine refused CR, LF and NUL). */
@@ -166,6 +177,8 @@ export class FetchSink implements ResponseSink {
   private controller: ReadableStreamDefaultController<Uint8Array> | undefined = undefined;
   /** Nothing more reaches the client: a bodiless or substituted response. */
   private discard = false;
+  /** The status and reason of a head Fetch cannot express (see `deliver`). */
+  private carried: { code: number; reason: string } | undefined = undefined;
   private waiting: Promise<void> | undefined = undefined;
   private wake: (() => void) | undefined = undefined;
 
@@ -176,11 +189,8 @@ export class FetchSink implements ResponseSink {
 
   head(code: number, reason: string, headers: NgiHeaders, addLength: number): void {
     this.headersSent = true;
-    if (code < 200 || code > 599) {
-      return this.substitute(
-        `status ${code} cannot be expressed by a Fetch Response (only 200-599)`,
-      );
-    }
+    // Built as a 200, sent as a 502 by a runtime, passed on as itself to an ngi guest.
+    if (code < 200 || code > 599) this.carried = { code, reason };
     let fetchHeaders: Headers | Record<string, string> | undefined = plainHeaders(
       headers,
       addLength,
@@ -195,8 +205,8 @@ export class FetchSink implements ResponseSink {
       }
       if (addLength >= 0) fetchHeaders.set('content-length', String(addLength));
     }
-    this.status = code;
-    this.statusText = reason;
+    this.status = this.carried === undefined ? code : 200;
+    this.statusText = this.carried === undefined ? reason : '';
     this.headers = fetchHeaders;
     // No body to come (a declared `Content-Length: 0` too): a null body, or runtimes such as
     // @hono/node-server add a `Content-Type` of their own to the empty stream.
@@ -207,11 +217,11 @@ export class FetchSink implements ResponseSink {
       this.exchange?.declared === 0
     ) {
       this.discard = true;
-      this.resolve(this.build(null));
+      this.deliver(this.build(null));
     } else if (addLength >= 0) {
       this.buffered = [];
     } else {
-      this.resolve(this.build(this.stream()));
+      this.deliver(this.build(this.stream()));
     }
   }
 
@@ -232,10 +242,10 @@ export class FetchSink implements ResponseSink {
     if (buffered !== undefined) {
       this.buffered = undefined;
       // The fast path: the whole body in hand, no stream at all.
-      if (buffered.length === 0) this.resolve(this.build(chunk ?? null));
+      if (buffered.length === 0) this.deliver(this.build(chunk ?? null));
       else {
         if (chunk !== undefined) buffered.push(toBytes(chunk));
-        this.resolve(this.build(buffered.length === 1 ? buffered[0]! : Buffer.concat(buffered)));
+        this.deliver(this.build(buffered.length === 1 ? buffered[0]! : Buffer.concat(buffered)));
       }
       return;
     }
@@ -255,7 +265,7 @@ export class FetchSink implements ResponseSink {
     if (this.controller === undefined) {
       // Still deferred: the client must see a broken body, not a short complete one.
       this.buffered = undefined;
-      this.resolve(this.build(this.stream()));
+      this.deliver(this.build(this.stream()));
     }
     this.closed = true;
     this.controller!.error(error);
@@ -300,8 +310,34 @@ export class FetchSink implements ResponseSink {
     }
   }
 
-  /** Answers 502 in place of a response Fetch cannot carry, and says why in the log. */
-  private substitute(message: string, cause?: unknown): void {
+  /**
+   * Resolves the Response; one whose status Fetch cannot carry goes inside a 502 that says
+   * why (see `CarriedStatus`): the 502's body, once a runtime reads it, logs the substitution
+   * and lets the real answer go, so the app is not left waiting on a body no one reads.
+   */
+  private deliver(answer: Response): void {
+    const carried = this.carried;
+    if (carried === undefined) return this.resolve(answer);
+    const message = `status ${carried.code} cannot be expressed by a Fetch Response (only 200-599)`;
+    const body = new ReadableStream<Uint8Array>(
+      {
+        pull: (controller) => {
+          this.logSubstitute(message);
+          this.discard = true;
+          answer.body?.cancel().then(undefined, ignore);
+          controller.enqueue(Buffer.from(`502 Bad Gateway: ${message}\n`));
+          controller.close();
+        },
+      },
+      PULL_ON_READ,
+    );
+    const response = new Response(body, BAD_GATEWAY);
+    const value: CarriedStatus = { code: carried.code, reason: carried.reason, response: answer };
+    Object.defineProperty(response, kCarriedStatus, { value });
+    this.resolve(response);
+  }
+
+  private logSubstitute(message: string, cause?: unknown): void {
     const environ = this.environ;
     environ['ngi.errors'].write(
       formatError(
@@ -309,14 +345,13 @@ export class FetchSink implements ResponseSink {
         `${environ.REQUEST_METHOD} ${environ.REQUEST_URI}`,
       ),
     );
+  }
+
+  /** Answers 502 in place of a response Fetch cannot carry, and says why in the log. */
+  private substitute(message: string, cause?: unknown): void {
+    this.logSubstitute(message, cause);
     this.discard = true;
-    this.resolve(
-      new Response(`502 Bad Gateway: ${message}\n`, {
-        status: 502,
-        statusText: 'Bad Gateway',
-        headers: { 'content-type': 'text/plain; charset=utf-8' },
-      }),
-    );
+    this.resolve(new Response(`502 Bad Gateway: ${message}\n`, BAD_GATEWAY));
   }
 }
 

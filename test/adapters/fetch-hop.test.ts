@@ -41,6 +41,9 @@ describe('across a Fetch hop: toNodeHandler(fromFetch(request => toFetch(fromExp
     app.post('/json', express.json({ limit: '1kb' }), (req, res) => {
       res.json({ body: req.body as unknown, ip: req.ip });
     });
+    app.get('/status/:code', (req, res) => {
+      res.status(Number(req.params.code)).append('Set-Cookie', ['a=1', 'b=2']).send('custom');
+    });
     app.use((req, res) => {
       res.json({ url: req.url, ip: req.ip, secure: req.secure });
     });
@@ -92,6 +95,19 @@ describe('across a Fetch hop: toNodeHandler(fromFetch(request => toFetch(fromExp
       assert.deepEqual(String(b.body), String(a.body), path);
       assert.doesNotMatch(String(b.body), /^secret$/, path);
     }
+  });
+
+  it('keeps a status Fetch cannot express (600-999), its reason, cookies and body, as natively', async () => {
+    const before = errors.lines.length;
+    for (const code of [600, 700, 799, 999]) {
+      const [a, b] = await both(`/status/${code}`);
+      assert.equal(b.status, code);
+      assert.equal(b.body.toString(), 'custom');
+      assert.deepEqual(b.headers['set-cookie'], a.headers['set-cookie']);
+      assert.deepEqual(b.headers['set-cookie'], ['a=1', 'b=2']);
+    }
+    // Passed on as itself: no substitution to log.
+    assert.deepEqual(errors.lines.slice(before), []);
   });
 
   it("gives req.ip the client's address, as natively", async () => {

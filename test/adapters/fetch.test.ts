@@ -308,8 +308,8 @@ describe('toFetch', () => {
     assert.equal(response.headers.get('content-length'), '5');
   });
 
-  it('answers a status Fetch cannot express (600) with a clear 502 and a log line', async () => {
-    for (const status of ['600 Beyond']) {
+  it('answers a status Fetch cannot express (600-999) with a clear 502 and a log line', async () => {
+    for (const status of ['600 Beyond', '999 Last']) {
       const errors = logSink();
       const response = await toFetch(
         (_environ, startResponse) => {
@@ -323,6 +323,31 @@ describe('toFetch', () => {
       assert.equal(errors.lines.length, 1);
       assert.match(errors.lines[0]!, /NGI_ERR_UNSUPPORTED GET \/odd: .*status \d+ cannot/);
     }
+  });
+
+  it('lets go of a streaming app once a runtime sends the 502 in its place', async () => {
+    let closed = 0;
+    let released!: () => void;
+    const done = new Promise<void>((resolve) => (released = resolve));
+    const response = await toFetch(
+      (_environ, startResponse) => {
+        startResponse('700 Odd', []);
+        return (async function* () {
+          try {
+            // More than a stream buffers: with no reader the app would wait forever.
+            for (let i = 0; i < 64; i++) yield Buffer.alloc(16384);
+          } finally {
+            closed++;
+            released();
+          }
+        })();
+      },
+      { errors: logSink() },
+    )(new Request('http://h/odd'));
+    assert.equal(response.status, 502);
+    assert.match(await response.text(), /^502 Bad Gateway: status 700 cannot/);
+    await done;
+    assert.equal(closed, 1);
   });
 
   it('answers a 1xx final status with a logged 500, as every host does', async () => {
