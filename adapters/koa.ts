@@ -8,6 +8,28 @@ import { fromNodeHandler, type NodeHandler } from './node.js';
 /** What ngi needs of a Koa app: its `callback()`. Structural: koa is never imported at runtime. */
 export interface KoaLike {
   callback(): NodeHandler;
+  /** Koa apps are event emitters: `'error'` tells of errors Koa could not answer. */
+  on?(event: 'error', listener: (error: unknown, ctx?: { res?: ServerResponse }) => void): unknown;
+}
+
+/** Koa apps whose `'error'` event already ends a response the error left open. */
+const abortsAfterHead = new WeakSet<object>();
+
+/**
+ * Koa answers an error after the head was sent (`ctx.flushHeaders()`, then a throw) by doing
+ * nothing: the response stays open and the client waits for a body that never ends. Under ngi
+ * the rule is that an error after the head aborts the connection (R9.2), so the client learns
+ * the answer is broken. Added after `callback()`, which puts Koa's own logger first when the
+ * app had no listener.
+ */
+function abortOnErrorAfterHead(app: KoaLike): void {
+  if (app.on === undefined || abortsAfterHead.has(app)) return;
+  abortsAfterHead.add(app);
+  app.on('error', (error, ctx) => {
+    const res = ctx?.res;
+    const sent = (error as { headerSent?: unknown } | null)?.headerSent === true;
+    if (sent && res !== undefined && !res.writableEnded && !res.destroyed) res.destroy();
+  });
 }
 
 /** The part of Koa's context `toKoa` uses. */
@@ -40,7 +62,9 @@ export type KoaMiddleware = (ctx: KoaContextLike, next: () => Promise<unknown>) 
  * await serve(fromKoa(koa), { http: 8080 });
  */
 export function fromKoa(app: KoaLike): App {
-  return fromNodeHandler(app.callback());
+  const handler = app.callback();
+  abortOnErrorAfterHead(app);
+  return fromNodeHandler(handler);
 }
 
 export interface ToKoaOptions {

@@ -197,6 +197,46 @@ for (const [pathName, wrap] of paths) {
       }
     });
 
+    it('aborts the connection for an error after ctx.flushHeaders(), where Koa alone leaves the client waiting', async () => {
+      const app = new Koa();
+      const seen: unknown[] = [];
+      app.on('error', (error: { headerSent?: boolean }) => seen.push(error.headerSent));
+      app.use(async (ctx) => {
+        ctx.status = 200;
+        ctx.set('Content-Type', 'text/plain');
+        ctx.flushHeaders();
+        ctx.res.write('partial');
+        await Promise.resolve();
+        throw new Error('after the head');
+      });
+      const server = await listen(
+        toNodeHandler(wrap(fromKoa(app)), { errors: logSink() }) as never,
+      );
+      try {
+        const { port } = server.address() as AddressInfo;
+        const outcome = await new Promise<string>((resolve) => {
+          const req = httpRequest({ port, host: '127.0.0.1', path: '/' }, (res) => {
+            let body = '';
+            res.setEncoding('utf8');
+            res.on('data', (chunk: string) => (body += chunk));
+            res.on('end', () => resolve(`complete ${res.statusCode} ${body}`));
+            res.on('error', () => resolve(`cut ${res.statusCode} ${body}`));
+          });
+          req.on('error', (error) => resolve(`request error ${error.message}`));
+          // What Koa alone does: the response never ends (bounded, so the failure is named).
+          req.setTimeout(5000, () => {
+            resolve('still open after 5 s');
+            req.destroy();
+          });
+          req.end();
+        });
+        assert.equal(outcome, 'cut 200 partial');
+        assert.deepEqual(seen, [true]);
+      } finally {
+        close(server);
+      }
+    });
+
     it('reads a 2 MB request body intact', async () => {
       const payload = randomBytes(2 * 1024 * 1024);
       const response = await same('post', '/echo', (test) =>
