@@ -28,8 +28,10 @@ const result = spawnSync(
     '--test',
     '--test-reporter=spec',
     '--test-concurrency=2',
-    // A hang is a failure with a name, not a stalled CI run.
-    '--test-timeout=120000',
+    // A hang is a failure with a name, not a stalled CI run. The bound is per test file (each
+    // runs in its own process): the CLI suites spawn dozens of servers and take 20-40 s on a
+    // quiet machine, near two minutes on a loaded one.
+    '--test-timeout=300000',
     ...files,
   ],
   { stdio: 'inherit' },

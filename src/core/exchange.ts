@@ -28,8 +28,11 @@ export interface ResponseSink {
   /**
    * Sends status and headers. `addLength >= 0` asks the sink to add that `Content-Length`
    * (the engine computed it); `-1` leaves the headers as they are (declared or unknown length).
+   * Either way the engine holds the whole body when `addLength >= 0` or `whole` (a finished
+   * array, with its length computed or declared): every chunk follows synchronously, then
+   * `end()` or `abort()`, so a sink may gather them into one payload.
    */
-  head(code: number, reason: string, headers: Headers, addLength: number): void;
+  head(code: number, reason: string, headers: Headers, addLength: number, whole?: boolean): void;
   /** Writes a chunk of the body; `false` when the transport is over its high-water mark. */
   write(chunk: Chunk): boolean;
   /** Ends the response, with an optional last chunk. */
@@ -248,7 +251,7 @@ export class Exchange {
     return kept ?? headers;
   }
 
-  private sendHead(addLength: number): void {
+  private sendHead(addLength: number, whole = false): void {
     let headers = this.headers;
     if (this.trailerNames !== undefined && !this.bodiless) {
       if (this.declared >= 0) {
@@ -263,7 +266,7 @@ export class Exchange {
     }
     // The phase moves only once the sink took the head: a head the transport refuses
     // (a header value Node rejects) leaves nothing on the wire, and still gets a 500.
-    this.sink.head(this.code, this.reason, headers, addLength);
+    this.sink.head(this.code, this.reason, headers, addLength, whole);
     this.phase = Phase.Sent;
   }
 
@@ -417,7 +420,7 @@ export class Exchange {
 
   private consumeArray(chunks: readonly unknown[]): void {
     try {
-      if (this.phase === Phase.Started && this.declared < 0) {
+      if (this.phase === Phase.Started) {
         // A finished array: its length is known, so the head can carry it.
         let total = 0;
         for (let i = 0; i < chunks.length; i++) {
@@ -426,6 +429,12 @@ export class Exchange {
             throw new NgiError('NGI_ERR_INVALID_CHUNK', `body chunk of type ${typeof chunk}`);
           }
           total += byteLength(chunk);
+        }
+        if (this.declared >= 0) {
+          // The app said the length itself; the chunks follow at once and `put` keeps them to it.
+          this.sendHead(-1, true);
+          for (let i = 0; i < chunks.length; i++) this.put(chunks[i]);
+          return this.finish();
         }
         // A HEAD answered with nothing says nothing about the length the GET would have.
         const unknown = this.isHead && total === 0;

@@ -172,7 +172,7 @@ export class FetchSink implements ResponseSink {
   private status = 0;
   private statusText = '';
   private headers: Headers | Record<string, string> | undefined = undefined;
-  /** Deferred mode: the engine announced the length, every chunk follows synchronously. */
+  /** Deferred mode: the engine holds the whole body, every chunk follows synchronously. */
   private buffered: Uint8Array[] | undefined = undefined;
   private controller: ReadableStreamDefaultController<Uint8Array> | undefined = undefined;
   /** Nothing more reaches the client: a bodiless or substituted response. */
@@ -187,7 +187,7 @@ export class FetchSink implements ResponseSink {
     this.response = new Promise((resolve) => (this.resolve = resolve));
   }
 
-  head(code: number, reason: string, headers: NgiHeaders, addLength: number): void {
+  head(code: number, reason: string, headers: NgiHeaders, addLength: number, whole = false): void {
     this.headersSent = true;
     // Built as a 200, sent as a 502 by a runtime, passed on as itself to an ngi guest.
     if (code < 200 || code > 599) this.carried = { code, reason };
@@ -218,7 +218,7 @@ export class FetchSink implements ResponseSink {
     ) {
       this.discard = true;
       this.deliver(this.build(null));
-    } else if (addLength >= 0) {
+    } else if (addLength >= 0 || whole) {
       this.buffered = [];
     } else {
       this.deliver(this.build(this.stream()));

@@ -59,7 +59,7 @@ export class PipelineSink implements ResponseSink {
   readonly res: ServerResponse;
   readonly #answer: (response: PipelineResponse) => void;
   #response: PipelineResponse | undefined = undefined;
-  /** Deferred mode: the engine announced the length, every chunk follows synchronously. */
+  /** Deferred mode: the engine holds the whole body, every chunk follows synchronously. */
   #buffered: Buffer[] | undefined = undefined;
   #stream: PipelineBody | undefined = undefined;
   #ended = false;
@@ -76,14 +76,14 @@ export class PipelineSink implements ResponseSink {
     return this.#gone || this.res.destroyed;
   }
 
-  head(code: number, reason: string, headers: Headers, addLength: number): void {
+  head(code: number, reason: string, headers: Headers, addLength: number, whole = false): void {
     const bodiless = this.exchange?.bodiless === true || code === 204 || code === 304;
     const response: PipelineResponse = { code, reason, headers, body: null, length: -1 };
     this.#response = response;
     if (bodiless) {
       if (addLength >= 0 && code !== 204 && code !== 304) response.length = addLength;
       this.#deliver();
-    } else if (addLength >= 0) {
+    } else if (addLength >= 0 || whole) {
       this.#buffered = [];
     } else {
       response.body = this.#stream = new PipelineBody(this);
