@@ -55,6 +55,15 @@ const ngiStream: App = defineApp((_environ, startResponse) => {
   })();
 });
 
+/** The text in two chunks, its length declared by the app: a whole body, known at once. */
+const ngiSized: App = defineApp((_environ, startResponse) => {
+  startResponse('200 OK', [
+    ['Content-Type', TYPE],
+    ['Content-Length', String(Buffer.byteLength(TEXT))],
+  ]);
+  return [TEXT.slice(0, 100), TEXT.slice(100)];
+});
+
 function expressApp(): express.Express {
   return express().use((_req, res) => void res.type('text/plain').send(TEXT));
 }
@@ -148,6 +157,7 @@ const hosts: Host[] = [
       app.get('/native', (_req, res) => void res.type('text/plain').send(TEXT));
       app.use('/ngi', toExpress(ngiApp));
       app.use('/stream', toExpress(ngiStream));
+      app.use('/sized', toExpress(ngiSized));
       app.use('/foreign', toExpress(fromKoa(koaApp())));
       const server = await listen(app);
       return { port: portOf(server), stop: () => close(server) };
@@ -171,6 +181,7 @@ const hosts: Host[] = [
       fastify.get('/native', (_request, reply) => reply.type('text/plain').send(TEXT));
       await fastify.register(toFastify(ngiApp), { prefix: '/ngi' });
       await fastify.register(toFastify(ngiStream), { prefix: '/stream' });
+      await fastify.register(toFastify(ngiSized), { prefix: '/sized' });
       await fastify.register(toFastify(fromExpress(expressApp())), { prefix: '/foreign' });
       await fastify.listen({ port: 0, host: '127.0.0.1' });
       return { port: portOf(fastify.server), stop: () => fastify.close() };
@@ -201,6 +212,7 @@ const hosts: Host[] = [
       });
       koa.use(mount('/ngi', toKoa(ngiApp)));
       koa.use(mount('/stream', toKoa(ngiStream)));
+      koa.use(mount('/sized', toKoa(ngiSized)));
       koa.use(mount('/foreign', toKoa(fromExpress(expressApp()))));
       const server = await listen(koa.callback());
       return { port: portOf(server), stop: () => close(server) };
@@ -227,6 +239,7 @@ const hosts: Host[] = [
       hono.get('/native', (c) => c.text(TEXT));
       hono.all('/ngi/*', toHono(ngiApp));
       hono.all('/stream/*', toHono(ngiStream));
+      hono.all('/sized/*', toHono(ngiSized));
       hono.all('/foreign/*', toHono(fromExpress(expressApp())));
       const server = createAdaptorServer({ fetch: hono.fetch }) as Server;
       server.listen(0, '127.0.0.1');
@@ -259,6 +272,7 @@ for (const host of hosts) {
       ['a native route', '/native', true],
       ['an NGI app', '/ngi/x', true],
       ['a streamed NGI app', '/stream/x', false],
+      ['an NGI app that declares its Content-Length', '/sized/x', true],
       [`an app through ${host.foreign}`, '/foreign/x', true],
     ] as const;
     for (const [routeName, path, fixed] of routes) {
