@@ -77,6 +77,8 @@ export function runMaster(options: MasterOptions): Promise<number> {
   // The figures each worker last reported: a worker killed before its 'final' still counts
   // what it served up to then, so the totals never go down.
   const lastFigures = new Map<Slot, WorkerFigures>();
+  // Workers whose 'final' figures are in `retired`: a later answer of theirs would count twice.
+  const finalized = new WeakSet<Slot>();
   const pendingStats = new Map<number, (figures: WorkerFigures) => void>();
   let statsId = 0;
   let announced = false;
@@ -187,6 +189,7 @@ export function runMaster(options: MasterOptions): Promise<number> {
       case 'final':
         tell(slot, { ngi: 'bye' });
         lastFigures.delete(slot);
+        finalized.add(slot);
         addTotals(retired, message.figures);
         return;
     }
@@ -314,7 +317,7 @@ export function runMaster(options: MasterOptions): Promise<number> {
   };
 
   const gatherStats = async (): Promise<StatsDocument> => {
-    const live = [...slots].filter((s) => s.state !== 'starting');
+    const live = [...slots].filter((s) => s.state !== 'starting' && !finalized.has(s));
     const figures = await Promise.all(
       live.map(
         (slot) =>
@@ -322,12 +325,14 @@ export function runMaster(options: MasterOptions): Promise<number> {
             const id = ++statsId;
             const timer = setTimeout(() => {
               pendingStats.delete(id);
-              resolve(undefined);
+              // Too busy to answer: what it said last keeps the totals from dipping.
+              const last = lastFigures.get(slot);
+              resolve(last && { ...last, id: slot.worker.id, state: slot.state });
             }, 1000);
             pendingStats.set(id, (f) => {
               clearTimeout(timer);
               pendingStats.delete(id);
-              if (slots.has(slot)) lastFigures.set(slot, f);
+              if (slots.has(slot) && !finalized.has(slot)) lastFigures.set(slot, f);
               resolve({ ...f, id: slot.worker.id, state: slot.state });
             });
             tell(slot, { ngi: 'stats?', id });
@@ -337,7 +342,11 @@ export function runMaster(options: MasterOptions): Promise<number> {
     return {
       ...statsDocument(
         startedAt,
-        figures.filter((f) => f !== undefined),
+        // One that retired while the others answered is in `retired` already.
+        figures.filter(
+          (f, i): f is WorkerFigures & Record<string, unknown> =>
+            f !== undefined && !finalized.has(live[i]!),
+        ),
         retired,
       ),
       respawns,

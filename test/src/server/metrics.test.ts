@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { get, spawnCli, type CliProcess } from '../../helpers/cli-process.js';
-import { startServe, until } from '../../helpers/ngi-serve.js';
+import { allGone, startServe, until } from '../../helpers/ngi-serve.js';
 
 const APP = 'test/fixtures/lifespan/gated-startup.mjs';
 const started: CliProcess[] = [];
@@ -105,6 +105,30 @@ describe('ngi serve --stats: /metrics, /healthz and /readyz', () => {
     // The totals never go down: Prometheus would read a drop as a counter reset.
     assert.equal(after.get('ngi_requests_total{code="200"}'), 8);
     assert.equal(after.get('ngi_request_duration_seconds_count'), 8);
+  });
+
+  it('keeps every count through a reload, counting each retired worker once', async () => {
+    const { proc, port, statsPort, figures } = await serveGated('--workers', '2');
+    for (let i = 0; i < 6; i++) await get(port, '/');
+    await scrapeWhen(statsPort, 'ngi_requests_total{code="200"}', 6);
+    const old = (await figures()).workers.map((w) => w.pid);
+    proc.child.kill('SIGHUP');
+    await proc.waitFor(/reload: starting 2 new worker/);
+    // Scraped all through the hand-over: never a request lost, never one counted twice.
+    const seen = new Set<number>();
+    await until(async () => {
+      const samples = await scrape(statsPort);
+      seen.add(samples.get('ngi_requests_total{code="200"}')!);
+      const pids = (await figures()).workers.map((w) => w.pid);
+      return pids.length === 2 && pids.every((pid) => !old.includes(pid)) ? true : undefined;
+    });
+    await allGone(old);
+    assert.deepEqual([...seen], [6]);
+    const samples = await scrape(statsPort);
+    assert.equal(samples.get('ngi_requests_total{code="200"}'), 6);
+    assert.equal(samples.get('ngi_request_duration_seconds_count'), 6);
+    assert.equal(samples.get('ngi_reloads_total'), 1);
+    assert.equal(samples.get('ngi_worker_restarts_total'), 0);
   });
 
   it('is not ready (503) until every worker has finished its lifespan startup, healthy throughout', async () => {
