@@ -11,10 +11,12 @@
  */
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { createSecureContext } from 'node:tls';
 import { parseArgs } from 'node:util';
-import { runMaster } from '../server/master.js';
+import { runMaster, type ReloadMode } from '../server/master.js';
+import { watchFolder, watchTouched, type ReloadTrigger } from '../server/file-watch.js';
+import type { RecyclingOptions } from '../server/recycling.js';
 import { isWorker, runWorker } from '../server/worker.js';
 import type { LogFormat } from '../server/access-log.js';
 import {
@@ -119,6 +121,48 @@ const FLAGS: Flag[] = [
     value: 'N',
     default: '0 (off)',
     help: 'recycle a worker gracefully after N requests',
+  },
+  {
+    name: 'max-requests-delta',
+    type: 'string',
+    value: 'N',
+    default: '0',
+    help: "each worker's limit is --max-requests plus a random 0..N, so workers do not recycle together (gunicorn's max_requests_jitter)",
+  },
+  {
+    name: 'reload-on-rss',
+    type: 'string',
+    value: 'MB',
+    default: '0 (off)',
+    help: 'recycle a worker gracefully once its resident memory passes MB MiB (checked every 0.5 s)',
+  },
+  {
+    name: 'max-worker-lifetime',
+    type: 'string',
+    value: 'S',
+    default: '0 (off)',
+    help: 'recycle a worker gracefully S seconds after it started serving',
+  },
+  {
+    name: 'reload-mode',
+    type: 'string',
+    value: 'all|rolling',
+    default: 'all',
+    help: 'a reload starts every new worker at once (never fewer than N serving), or replaces one at a time (at least N-1 serving, at most N+1 processes)',
+  },
+  {
+    name: 'reload',
+    type: 'boolean',
+    default: 'false',
+    help: "development: reload the workers gracefully when a file in the app module's folder changes (not node_modules or dot folders)",
+  },
+  {
+    name: 'touch-reload',
+    type: 'string',
+    multiple: true,
+    value: 'FILE',
+    default: 'none',
+    help: "reload the workers gracefully when FILE's modification time changes (repeatable)",
   },
   {
     name: 'static-map',
@@ -278,6 +322,16 @@ export interface Command {
   https: ListenAddress | undefined;
   stats: ListenAddress | undefined;
   serve: ServeOptions;
+  /** Worker-side recycling: request-limit jitter, memory ceiling. */
+  recycling: RecyclingOptions;
+  /** Master-side: lifetime recycling and what reloads. */
+  reloading: {
+    maxWorkerLifetime: number;
+    reloadMode: ReloadMode;
+    /** `--reload`: watch the app module's folder. */
+    watchApp: boolean;
+    touchReload: string[];
+  };
 }
 
 /** parseArgs' own text, said the way a person needs it: the flag, and the one they meant. */
@@ -466,6 +520,21 @@ function commandFrom(settings: Settings, warnings: string[]): Omit<Command, 'die
   const bufferSize = integer('buffer-size', 4096, 65535);
   if (bufferSize < 4) throw new UsageError(`${label('buffer-size')} must be at least 4`);
   const workers = integer('workers', 1, 1024);
+  const reloadMode = text('reload-mode') ?? 'all';
+  if (reloadMode !== 'all' && reloadMode !== 'rolling') {
+    throw new UsageError(
+      `${label('reload-mode')} expects all or rolling, got ${JSON.stringify(reloadMode)}`,
+    );
+  }
+  const watchApp = settings.get('reload')?.value === true;
+  const touchReload = ((settings.get('touch-reload')?.value as string[] | undefined) ?? []).map(
+    (file) => resolve(file),
+  );
+  if (workers === 0 && (watchApp || touchReload.length > 0)) {
+    throw new UsageError(
+      `${label(watchApp ? 'reload' : 'touch-reload')} needs a master to reload: use --workers 1 or more`,
+    );
+  }
   return {
     warnings,
     specifier,
@@ -492,6 +561,16 @@ function commandFrom(settings: Settings, warnings: string[]): Omit<Command, 'die
       socketTimeout: number('socket-timeout', 30),
       logFormat: logFormat as LogFormat,
       grace: number('grace', 30),
+    },
+    recycling: {
+      maxRequestsDelta: integer('max-requests-delta', 0),
+      reloadOnRss: number('reload-on-rss', 0),
+    },
+    reloading: {
+      maxWorkerLifetime: number('max-worker-lifetime', 0),
+      reloadMode,
+      watchApp,
+      touchReload,
     },
   };
 }
@@ -599,14 +678,18 @@ export async function main(argv: string[], context: MainContext): Promise<number
   }
   const { specifier, kind } = command;
   if (isWorker()) {
-    await runWorker(() => loadApp(specifier, { kind, adapters: context.adapters }), command.serve);
+    await runWorker(
+      () => loadApp(specifier, { kind, adapters: context.adapters }),
+      command.serve,
+      command.recycling,
+    );
     return undefined;
   }
   for (const warning of command.warnings) process.stderr.write(`ngi: ${warning}\n`);
   if (command.dieWithParent) stopWhenOrphaned();
   try {
     // Before any worker starts: a missing module is one clear line, not one per worker.
-    resolveAppModule(splitSpecifier(specifier).path);
+    const appFile = resolveAppModule(splitSpecifier(specifier).path);
     if (command.workers === 0) return await serveHere(command, context);
     if (command.https !== undefined) checkCertificates(command.serve);
     const [http, uwsgi, https] = [
@@ -632,11 +715,23 @@ export async function main(argv: string[], context: MainContext): Promise<number
       stats: command.stats,
       harakiri: command.serve.harakiri,
       grace: command.serve.grace,
+      maxWorkerLifetime: command.reloading.maxWorkerLifetime,
+      reloadMode: command.reloading.reloadMode,
+      reloadTriggers: reloadTriggers(command, appFile),
     });
   } catch (error) {
     process.stderr.write(`ngi: ${(error as Error).message}\n`);
     return 1;
   }
+}
+
+/** `--reload` and `--touch-reload`, as the master starts them. */
+function reloadTriggers(command: Command, appFile: string): ReloadTrigger[] {
+  const { watchApp, touchReload } = command.reloading;
+  return [
+    ...(watchApp ? [watchFolder(dirname(appFile))] : []),
+    ...touchReload.map((file) => watchTouched(file)),
+  ];
 }
 
 /**

@@ -1,11 +1,11 @@
-import type { RecycleReason } from './serve.js';
 import type { WorkerFigures } from './stats.js';
 
 /** Messages between the master and its workers (all tagged `ngi`). */
 export type WorkerMessage =
   | { ngi: 'ready' }
   | { ngi: 'fatal'; message: string }
-  | { ngi: 'recycle'; reason: RecycleReason }
+  /** `reason` is what the master logs: `max-requests 1000`, `reload-on-rss 260 MiB > 256 MiB`. */
+  | { ngi: 'recycle'; reason: string }
   | { ngi: 'beat' }
   | { ngi: 'stats'; id: number; figures: WorkerFigures }
   | { ngi: 'final'; figures: WorkerFigures };

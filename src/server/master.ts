@@ -17,6 +17,11 @@
  * The master never loads the app: a broken module fails in the first worker, which reports
  * the error and exits, and the master prints it once and exits non-zero (no respawn loop).
  * During a reload, a new worker that fails to load leaves the old ones serving.
+ *
+ * A reload replaces every worker at once by default (each old one stops as soon as its own
+ * replacement listens: never fewer than N serving, briefly 2N processes); `rolling` replaces
+ * one at a time (at least N-1 serving, at most N+1 processes: for apps too big to double).
+ * Recycling by request count, memory or lifetime replaces one worker the same way.
  */
 import cluster, { type Worker } from 'node:cluster';
 import type { Server as HttpServer } from 'node:http';
@@ -31,9 +36,12 @@ import {
   type WorkerFigures,
 } from './stats.js';
 import { createStatsServer } from './stats-server.js';
+import type { ReloadTrigger } from './file-watch.js';
 
 /** Respawned workers that may fail to start in a row (backing off between) before the master stops. */
 const MAX_FAILED_STARTS = 5;
+
+export type ReloadMode = 'all' | 'rolling';
 
 /** Master settings (times in seconds). */
 export interface MasterOptions {
@@ -44,6 +52,12 @@ export interface MasterOptions {
   stats?: ListenAddress;
   harakiri?: number;
   grace?: number;
+  /** Recycle a worker this many seconds after it became ready (0: never). */
+  maxWorkerLifetime?: number;
+  /** `all` (default): every worker at once; `rolling`: one at a time. */
+  reloadMode?: ReloadMode;
+  /** What else reloads besides SIGHUP (`--reload`, `--touch-reload`). */
+  reloadTriggers?: readonly ReloadTrigger[];
   /** Informational lines (startup, respawns, reloads): stderr by default. */
   log?: (line: string) => void;
 }
@@ -60,6 +74,8 @@ interface Slot {
   fatal: string | undefined;
   /** Its event loop stopped beating: it is killed, not asked to stop. */
   blocked: boolean;
+  /** `--max-worker-lifetime`: recycles it when it fires. */
+  lifetime: NodeJS.Timeout | undefined;
 }
 
 /**
@@ -93,6 +109,10 @@ export function runMaster(options: MasterOptions): Promise<number> {
   let watchdog: NodeJS.Timeout | undefined;
   let statsServer: HttpServer | undefined;
   let statsAddress: ListenAddress | undefined;
+  // A rolling reload: the old workers still to replace, and the new one starting meanwhile.
+  let rollQueue: Slot[] = [];
+  let rolling: Slot | undefined;
+  let stopTriggers: Array<() => void> = [];
   const startWorkers = (): void => {
     for (let i = 0; i < options.workers; i++) fork();
   };
@@ -120,6 +140,7 @@ export function runMaster(options: MasterOptions): Promise<number> {
       replacedBy: undefined,
       fatal: undefined,
       blocked: false,
+      lifetime: undefined,
     };
     if (replaces !== undefined) replaces.replacedBy = slot;
     slots.add(slot);
@@ -169,6 +190,15 @@ export function runMaster(options: MasterOptions): Promise<number> {
           else stopSlot(slot.replaces);
           slot.replaces = undefined;
         }
+        if (options.maxWorkerLifetime) {
+          const lifetime = options.maxWorkerLifetime;
+          slot.lifetime = setTimeout(
+            () => recycle(slot, `max-worker-lifetime ${lifetime}s`),
+            lifetime * 1000,
+          );
+          slot.lifetime.unref();
+        }
+        if (slot === rolling) rollNext();
         if (shuttingDown) stopSlot(slot);
         else if (!announced && countReady() >= options.workers) announce();
         return;
@@ -176,9 +206,7 @@ export function runMaster(options: MasterOptions): Promise<number> {
         slot.fatal = message.message;
         return;
       case 'recycle':
-        if (shuttingDown || slot.state !== 'ready' || slot.replacedBy !== undefined) return;
-        log(`worker ${slot.pid} recycled (${message.reason})`);
-        fork(slot);
+        recycle(slot, message.reason);
         return;
       case 'beat':
         slot.beat = Date.now();
@@ -195,6 +223,13 @@ export function runMaster(options: MasterOptions): Promise<number> {
     }
   };
 
+  /** Replaces a serving worker: the new one starts and listens, then this one drains. */
+  const recycle = (slot: Slot, reason: string): void => {
+    if (shuttingDown || slot.state !== 'ready' || slot.replacedBy !== undefined) return;
+    log(`worker ${slot.pid} recycled (${reason})`);
+    fork(slot);
+  };
+
   const countReady = (): number => {
     let n = 0;
     for (const slot of slots) if (slot.state === 'ready') n++;
@@ -206,6 +241,14 @@ export function runMaster(options: MasterOptions): Promise<number> {
     const last = lastFigures.get(slot);
     if (last !== undefined) addTotals(retired, last);
     lastFigures.delete(slot);
+    clearTimeout(slot.lifetime);
+    if (slot === rolling) {
+      // Its replacement failed (a broken deploy): the workers not yet replaced keep serving.
+      rolling = undefined;
+      if (rollQueue.length > 0)
+        log(`reload: stopped, ${rollQueue.length} worker(s) keep their old code`);
+      rollQueue = [];
+    }
     const how = signal ? `signal ${signal}` : `code ${code}`;
     if (shuttingDown) {
       if (slots.size === 0) void finishAll();
@@ -280,13 +323,32 @@ export function runMaster(options: MasterOptions): Promise<number> {
     else setTimeout(kill, 1000).unref();
   };
 
-  const reload = (): void => {
+  const reload = (why?: string): void => {
     if (shuttingDown) return;
     reloads++;
     const current = [...slots].filter((s) => s.state === 'ready' && s.replacedBy === undefined);
-    log(`reload: starting ${current.length} new worker(s)`);
+    const cause = typeof why === 'string' ? ` (${why})` : '';
+    if (options.reloadMode === 'rolling') {
+      log(`reload${cause}: replacing ${current.length} worker(s) one at a time`);
+      rollQueue = current;
+      if (rolling === undefined) rollNext();
+      return;
+    }
+    log(`reload${cause}: starting ${current.length} new worker(s)`);
     for (const slot of current) fork(slot);
   };
+
+  /** The next step of a rolling reload: replace the next old worker still serving. */
+  const rollNext = (): void => {
+    rolling = undefined;
+    for (let old = rollQueue.shift(); old !== undefined; old = rollQueue.shift()) {
+      if (slots.has(old) && old.state === 'ready' && old.replacedBy === undefined) {
+        rolling = fork(old);
+        return;
+      }
+    }
+  };
+  const onSighup = (): void => reload();
 
   const shutdown = (): void => {
     if (shuttingDown) {
@@ -297,6 +359,8 @@ export function runMaster(options: MasterOptions): Promise<number> {
     shuttingDown = true;
     if (respawnTimer !== undefined) clearTimeout(respawnTimer);
     if (watchdog !== undefined) clearInterval(watchdog);
+    for (const stop of stopTriggers) stop();
+    rollQueue = [];
     statsServer?.close();
     statsServer?.closeAllConnections();
     for (const slot of slots) {
@@ -310,7 +374,7 @@ export function runMaster(options: MasterOptions): Promise<number> {
   };
 
   const finishAll = async (): Promise<void> => {
-    process.off('SIGHUP', reload);
+    process.off('SIGHUP', onSighup);
     process.off('SIGTERM', shutdown);
     process.off('SIGINT', shutdown);
     finish(exitCode);
@@ -356,7 +420,8 @@ export function runMaster(options: MasterOptions): Promise<number> {
     } as StatsDocument;
   };
 
-  process.on('SIGHUP', reload);
+  stopTriggers = (options.reloadTriggers ?? []).map((start) => start(reload));
+  process.on('SIGHUP', onSighup);
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
 

@@ -35,6 +35,8 @@ export interface WorkerFigures extends Totals {
   uptime: number;
   /** Resident set size in bytes, read when the figures are asked for. */
   rss: number;
+  /** Under a master with `--max-requests`: this worker's own limit (the jitter drawn). */
+  maxRequests?: number;
 }
 
 /** Counters kept by one serving process; cheap enough to touch on every request. */

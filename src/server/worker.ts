@@ -4,6 +4,7 @@ import cluster from 'node:cluster';
 import { formatError } from '../core/errors.js';
 import type { App } from '../core/types.js';
 import { BEAT_MS, LISTEN_ENV, type MasterMessage, type WorkerMessage } from './ipc.js';
+import { watchRss, workerRequestLimit, type RecyclingOptions } from './recycling.js';
 import { serve, type ListenAddress, type ServeOptions, type ServerHandle } from './serve.js';
 
 /** True in a process started by the master. */
@@ -15,7 +16,11 @@ export function isWorker(): boolean {
  * Worker side: loads the app, serves it on the master's listeners, reports to the master,
  * and stops gracefully when asked (or when the master is gone: a worker never outlives it).
  */
-export async function runWorker(load: () => Promise<App>, options: ServeOptions): Promise<void> {
+export async function runWorker(
+  load: () => Promise<App>,
+  options: ServeOptions,
+  recycling: RecyclingOptions = {},
+): Promise<void> {
   const listen = JSON.parse(process.env[LISTEN_ENV] ?? '{}') as {
     http?: ListenAddress;
     uwsgi?: ListenAddress;
@@ -26,6 +31,9 @@ export async function runWorker(load: () => Promise<App>, options: ServeOptions)
     else then?.();
   };
   let handle: ServerHandle | undefined;
+  const maxRequests = workerRequestLimit(options.maxRequests ?? 0, recycling.maxRequestsDelta ?? 0);
+  const figures = () =>
+    maxRequests > 0 ? { ...handle!.figures(), maxRequests } : handle!.figures();
   let listening = false;
   let stopping = false;
   const stop = (): void => {
@@ -46,7 +54,7 @@ export async function runWorker(load: () => Promise<App>, options: ServeOptions)
       process.on('message', (message: MasterMessage) => {
         if (message?.ngi === 'bye') exit();
       });
-      send({ ngi: 'final', figures: handle!.figures() }, () => {
+      send({ ngi: 'final', figures: figures() }, () => {
         if (!process.connected) exit();
       });
     });
@@ -54,7 +62,7 @@ export async function runWorker(load: () => Promise<App>, options: ServeOptions)
   process.on('message', (message: MasterMessage) => {
     if (message?.ngi === 'stop') stop();
     else if (message?.ngi === 'stats?' && handle !== undefined) {
-      send({ ngi: 'stats', id: message.id, figures: handle.figures() });
+      send({ ngi: 'stats', id: message.id, figures: figures() });
     }
   });
   process.on('disconnect', stop);
@@ -94,7 +102,12 @@ export async function runWorker(load: () => Promise<App>, options: ServeOptions)
       https: listen.https,
       stats: undefined,
       multiprocess: true,
-      onRecycle: (reason) => send({ ngi: 'recycle', reason }),
+      maxRequests,
+      onRecycle: (reason) =>
+        send({
+          ngi: 'recycle',
+          reason: reason === 'max-requests' ? `max-requests ${maxRequests}` : reason,
+        }),
     });
   } catch (error) {
     return fatal(error);
@@ -106,6 +119,12 @@ export async function runWorker(load: () => Promise<App>, options: ServeOptions)
   if (options.harakiri) {
     // The master's watchdog for an event loop blocked by synchronous code: no beat, no life.
     setInterval(() => send({ ngi: 'beat' }), BEAT_MS).unref();
+  }
+  if (recycling.reloadOnRss) {
+    const limit = recycling.reloadOnRss;
+    watchRss(limit, (rss) => {
+      if (!stopping) send({ ngi: 'recycle', reason: `reload-on-rss ${rss} MiB > ${limit} MiB` });
+    });
   }
   send({ ngi: 'ready' });
 }

@@ -5,7 +5,14 @@ import { alive, get, spawnCli, type CliProcess } from './cli-process.js';
 export interface Stats {
   requests: number;
   inFlight: number;
-  workers: Array<{ pid: number; state: string; requests: number; inFlight: number; rss?: number }>;
+  workers: Array<{
+    pid: number;
+    state: string;
+    requests: number;
+    inFlight: number;
+    rss?: number;
+    maxRequests?: number;
+  }>;
   master?: { pid: number; rss: number };
 }
 
@@ -53,4 +60,34 @@ export async function until<T>(check: () => Promise<T | undefined>, tries = 600)
 /** Resolves once none of `pids` is alive any more. */
 export async function allGone(pids: Iterable<number>): Promise<void> {
   await until(async () => ([...pids].every((pid) => !alive(pid)) ? true : undefined));
+}
+
+/** What a bounded run of sequential requests saw: the pids that answered, and what failed. */
+export interface RequestRun {
+  pids: Set<number>;
+  failures: string[];
+  requests: number;
+}
+
+/**
+ * GETs `/pid` on fresh connections, one after another, until `done(run)` holds or `max`
+ * requests were made: every answer other than a 200 with a pid is a failure.
+ */
+export async function requestPids(
+  port: number,
+  done: (run: RequestRun) => boolean,
+  max = 3000,
+): Promise<RequestRun> {
+  const run: RequestRun = { pids: new Set(), failures: [], requests: 0 };
+  while (run.requests < max && !done(run)) {
+    run.requests++;
+    try {
+      const { status, body } = await get(port, '/pid');
+      if (status === 200) run.pids.add(Number(body));
+      else run.failures.push(`status ${status}`);
+    } catch (error) {
+      run.failures.push((error as Error).message);
+    }
+  }
+  return run;
 }
