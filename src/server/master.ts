@@ -344,6 +344,7 @@ export function runMaster(options: MasterOptions): Promise<number> {
     for (let old = rollQueue.shift(); old !== undefined; old = rollQueue.shift()) {
       if (slots.has(old) && old.state === 'ready' && old.replacedBy === undefined) {
         rolling = fork(old);
+        log(`reload: replacing worker ${old.pid} (${rollQueue.length} more after it)`);
         return;
       }
     }

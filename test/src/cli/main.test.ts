@@ -42,6 +42,11 @@ const FLAGS = [
   'processes',
   'harakiri',
   'max-requests',
+  'max-requests-delta',
+  'reload-on-rss',
+  'max-worker-lifetime',
+  'reload-mode',
+  'touch-reload',
   'static-map',
   'https',
   'cert',
@@ -60,7 +65,7 @@ const FLAGS = [
   'die-with-parent',
 ];
 /** Flags that only switch something on: no default worth printing. */
-const SWITCHES = ['print-config', 'help', 'version'];
+const SWITCHES = ['print-config', 'reload', 'help', 'version'];
 
 describe('ngi CLI', () => {
   it('--help lists every flag with its default', async () => {
@@ -68,14 +73,16 @@ describe('ngi CLI', () => {
     assert.equal(await proc.exited, 0);
     const help = proc.stdout();
     assert.match(help, /Usage: ngi serve <module>\[:export\] \[flags\]/);
+    // A flag's own row: indented, the flag first (prose, and --reload-on-rss, name flags too).
+    const row = (flag: string) =>
+      help.split('\n').find((l) => new RegExp(`^\\s+(-\\w, )?--${flag}( |$)`).test(l));
     for (const flag of FLAGS) {
-      // A flag's own row: indented, the flag first (prose may name flags too).
-      const line = help.split('\n').find((l) => new RegExp(`^\\s+(-\\w, )?--${flag}( |$)`).test(l));
+      const line = row(flag);
       assert.ok(line, `--${flag} is listed`);
       assert.match(line, /\(default: [^)]+\)/, `--${flag} shows its default`);
     }
     for (const flag of SWITCHES) {
-      const line = help.split('\n').find((l) => l.includes(`--${flag}`));
+      const line = row(flag);
       assert.ok(line, `--${flag} is listed`);
       assert.doesNotMatch(line, /default/, `--${flag} shows no "(default: false)"`);
     }

@@ -1,7 +1,10 @@
 // The command line parsed in process: the same checks the CLI tests make through a process,
 // for every rule that needs no running server.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { after, describe, it } from 'node:test';
 import { parseCommandLine, UsageError, type Command } from '../../../src/cli/main.js';
 
 const command = (...argv: string[]) => parseCommandLine(argv) as Command;
@@ -64,5 +67,91 @@ describe('parseCommandLine', () => {
       if (npm === undefined) delete process.env.npm_command;
       else process.env.npm_command = npm;
     }
+  });
+
+  describe('recycling and reload settings', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'ngi-recycle-settings-'));
+    after(() => rmSync(dir, { recursive: true, force: true }));
+
+    it('are off by default', () => {
+      const parsed = command('serve', 'app.js', '--http', '0');
+      assert.deepEqual(parsed.recycling, { maxRequestsDelta: 0, reloadOnRss: 0 });
+      assert.deepEqual(parsed.reloading, {
+        maxWorkerLifetime: 0,
+        reloadMode: 'all',
+        watchApp: false,
+        touchReload: [],
+      });
+    });
+
+    it('come from flags, a uWSGI INI file, JSON and NGI_* variables under the same names', () => {
+      const parsed = command(
+        ...['serve', 'app.js', '--http', '0', '--reload-on-rss', '256', '--max-requests', '1000'],
+        ...['--max-requests-delta', '50', '--max-worker-lifetime', '3600'],
+        ...['--reload-mode', 'rolling', '--reload', '--touch-reload', 'a.touch'],
+      );
+      assert.deepEqual(parsed.recycling, { maxRequestsDelta: 50, reloadOnRss: 256 });
+      assert.deepEqual(parsed.reloading, {
+        maxWorkerLifetime: 3600,
+        reloadMode: 'rolling',
+        watchApp: true,
+        touchReload: [resolve('a.touch')],
+      });
+
+      const ini = join(dir, 'uwsgi.ini');
+      writeFileSync(
+        ini,
+        '[uwsgi]\nreload-on-rss = 512\nmax-worker-lifetime = 60\nmax-requests-delta = 7\n' +
+          'touch-reload = /srv/a\ntouch-reload = /srv/b\n[ngi]\nreload = true\nreload-mode = rolling\n',
+      );
+      const fromIni = command('serve', 'app.js', '--http', '0', '--config', ini);
+      assert.deepEqual(fromIni.recycling, { maxRequestsDelta: 7, reloadOnRss: 512 });
+      assert.deepEqual(fromIni.reloading, {
+        maxWorkerLifetime: 60,
+        reloadMode: 'rolling',
+        watchApp: true,
+        touchReload: ['/srv/a', '/srv/b'],
+      });
+
+      const json = join(dir, 'ngi.json');
+      writeFileSync(json, JSON.stringify({ 'reload-on-rss': 128, reload: true }));
+      const fromJson = command('serve', 'app.js', '--http', '0', '--config', json);
+      assert.equal(fromJson.recycling.reloadOnRss, 128);
+      assert.equal(fromJson.reloading.watchApp, true);
+
+      process.env.NGI_MAX_WORKER_LIFETIME = '90';
+      process.env.NGI_RELOAD_MODE = 'rolling';
+      try {
+        const fromEnv = command('serve', 'app.js', '--http', '0');
+        assert.equal(fromEnv.reloading.maxWorkerLifetime, 90);
+        assert.equal(fromEnv.reloading.reloadMode, 'rolling');
+      } finally {
+        delete process.env.NGI_MAX_WORKER_LIFETIME;
+        delete process.env.NGI_RELOAD_MODE;
+      }
+    });
+
+    it('refuse bad values, and reloading without a master', () => {
+      mistake(
+        ['serve', 'app.js', '--http', '0', '--reload-on-rss', 'lots'],
+        /--reload-on-rss expects a number/,
+      );
+      mistake(
+        ['serve', 'app.js', '--http', '0', '--max-requests-delta', '1.5'],
+        /--max-requests-delta expects a whole number/,
+      );
+      mistake(
+        ['serve', 'app.js', '--http', '0', '--reload-mode', 'sometimes'],
+        /--reload-mode expects all or rolling, got "sometimes"/,
+      );
+      mistake(
+        ['serve', 'app.js', '--http', '0', '--workers', '0', '--reload'],
+        /--reload needs a master to reload: use --workers 1 or more/,
+      );
+      mistake(
+        ['serve', 'app.js', '--http', '0', '--workers', '0', '--touch-reload', 'x'],
+        /--touch-reload needs a master/,
+      );
+    });
   });
 });

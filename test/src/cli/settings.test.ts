@@ -108,6 +108,20 @@ describe('ngi serve with a config file', () => {
     }
   });
 
+  it('--print-config shows the recycling and reload settings, set or defaulted', async () => {
+    const proc = cli(['serve', '--config', ini, '--print-config', '--reload-on-rss', '256'], {
+      NGI_TOUCH_RELOAD: '/srv/app/reload',
+    });
+    assert.equal(await proc.exited, 0, proc.stderr());
+    const out = proc.stdout();
+    assert.match(out, /^reload-on-rss = 256 ; --reload-on-rss$/m);
+    assert.match(out, /^touch-reload = \/srv\/app\/reload ; NGI_TOUCH_RELOAD$/m);
+    assert.match(out, /^; max-worker-lifetime = 0 \(off\) \(default\)$/m);
+    assert.match(out, /^; max-requests-delta = 0 \(default\)$/m);
+    assert.match(out, /^; reload-mode = all \(default\)$/m);
+    assert.match(out, /^; reload = false \(default\)$/m);
+  });
+
   it('--print-config still prints when the settings would not start, then says why', async () => {
     const proc = cli(['serve', '--config', ini, '--print-config'], { NGI_WORKERS: 'many' });
     assert.equal(await proc.exited, 2);

@@ -3,6 +3,7 @@ import { Agent } from 'node:http';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { alive, get, spawnCli, type CliProcess } from '../../helpers/cli-process.js';
+import { requestPids } from '../../helpers/ngi-serve.js';
 
 const started: CliProcess[] = [];
 after(() => {
@@ -216,5 +217,42 @@ describe('ngi serve master and workers', () => {
     assert.equal(await proc.exited, 0);
     await allGone([...pids, proc.child.pid!]);
     await assert.rejects(get(port, '/pid'), 'the port is closed');
+  });
+});
+
+describe('ngi serve --reload-mode rolling', () => {
+  it('replaces one worker at a time under load: no failed request, always one serving', async () => {
+    const { proc, port, figures } = await start('--workers', '2', '--reload-mode', 'rolling');
+    const before = new Set((await figures()).workers.map((w) => w.pid));
+    // While the reload runs, the stats are sampled: at each sample, a worker is serving.
+    const servingCounts: number[] = [];
+    let sampling = true;
+    const sampler = (async () => {
+      for (let i = 0; i < 2000 && sampling; i++) {
+        const { workers } = await figures();
+        servingCounts.push(workers.filter((w) => w.state === 'ready').length);
+      }
+    })();
+    proc.child.kill('SIGHUP');
+    const run = await requestPids(
+      port,
+      (r) => [...r.pids].filter((pid) => !before.has(pid)).length >= 2,
+    );
+    sampling = false;
+    await sampler;
+    assert.deepEqual(run.failures, []);
+    assert.ok(Math.min(...servingCounts) >= 1, `serving counts ${servingCounts.join(',')}`);
+    const steps = [...proc.stderr().matchAll(/reload: replacing worker (\d+)/g)].map((m) =>
+      Number(m[1]),
+    );
+    assert.deepEqual(new Set(steps), before, 'each old worker replaced, one step each');
+    await proc.waitFor(/reload: replacing worker \d+ \(0 more after it\)/);
+    await allGone(before);
+    const after = await figures();
+    assert.equal(after.workers.length, 2);
+    for (const w of after.workers) assert.ok(!before.has(w.pid));
+    proc.child.kill('SIGTERM');
+    assert.equal(await proc.exited, 0);
+    await allGone(after.workers.map((w) => w.pid));
   });
 });
