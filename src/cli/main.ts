@@ -154,7 +154,7 @@ const FLAGS: Flag[] = [
     name: 'reload',
     type: 'boolean',
     default: 'false',
-    help: "development: reload the workers gracefully when a file in the app module's folder changes (not node_modules or dot folders)",
+    help: "development: reload the workers gracefully when a source file (.js .mjs .cjs .ts .json ...) in the app module's folder changes (not in node_modules or dot folders)",
   },
   {
     name: 'touch-reload',

@@ -6,7 +6,7 @@
  * serving (the new ones fail to load, the master prints why).
  */
 import { watch, watchFile, unwatchFile, type FSWatcher, type Stats } from 'node:fs';
-import { sep } from 'node:path';
+import { extname, sep } from 'node:path';
 
 /** Starts watching; calls `reload(why)` on a change; returns the function that stops it. */
 export type ReloadTrigger = (reload: (why: string) => void) => () => void;
@@ -17,15 +17,35 @@ export const DEBOUNCE_MS = 200;
 /** How often `--touch-reload` files are stat'ed (uWSGI polls too). */
 export const TOUCH_POLL_MS = 500;
 
-/** A path inside `node_modules` or a dot folder (`.git`, `.cache`) is not the app's source. */
-export function isIgnored(relativePath: string): boolean {
-  return relativePath
+/**
+ * What `--reload` reacts to: code and JSON, as nodemon's defaults. Not every file: a log or
+ * an upload written inside the app's folder would reload the workers on every line.
+ */
+export const SOURCE_EXTENSIONS: ReadonlySet<string> = new Set([
+  '.js',
+  '.mjs',
+  '.cjs',
+  '.ts',
+  '.mts',
+  '.cts',
+  '.jsx',
+  '.tsx',
+  '.json',
+]);
+
+/**
+ * True for the app's own source: a source extension, and not inside `node_modules` or a dot
+ * folder (`.git`, `.cache`).
+ */
+export function isAppSource(relativePath: string): boolean {
+  if (!SOURCE_EXTENSIONS.has(extname(relativePath))) return false;
+  return !relativePath
     .split(sep)
     .some((part) => part === 'node_modules' || (part.startsWith('.') && part.length > 1));
 }
 
 /**
- * `--reload`: every file under `folder` (recursively, but not node_modules or dot folders);
+ * `--reload`: the source files under `folder` (recursively, but not node_modules or dot folders);
  * a burst of changes gives one reload, `DEBOUNCE_MS` after the last.
  */
 export function watchFolder(folder: string): ReloadTrigger {
@@ -42,7 +62,7 @@ export function watchFolder(folder: string): ReloadTrigger {
     }
     watcher.on('change', (_event, name) => {
       const file = String(name ?? '');
-      if (file === '' || isIgnored(file)) return;
+      if (!isAppSource(file)) return;
       changed = file;
       clearTimeout(timer);
       timer = setTimeout(() => reload(`${changed} changed`), DEBOUNCE_MS);

@@ -330,7 +330,9 @@ export function runMaster(options: MasterOptions): Promise<number> {
     const cause = typeof why === 'string' ? ` (${why})` : '';
     if (options.reloadMode === 'rolling') {
       log(`reload${cause}: replacing ${current.length} worker(s) one at a time`);
-      rollQueue = current;
+      // Mid-roll, the worker starting now may have loaded what this reload replaces: it goes
+      // last in the new round.
+      rollQueue = rolling === undefined ? current : [...current, rolling];
       if (rolling === undefined) rollNext();
       return;
     }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { get, type CliProcess } from '../../helpers/cli-process.js';
 import { allGone, requestPids, startServe, until } from '../../helpers/ngi-serve.js';
-import { isIgnored } from '../../../src/server/file-watch.js';
+import { isAppSource } from '../../../src/server/file-watch.js';
 
 const started: CliProcess[] = [];
 const folders: string[] = [];
@@ -30,11 +30,14 @@ async function answerBecomes(port: number, text: string): Promise<void> {
 }
 
 describe('reloading on file changes', () => {
-  it('ignores node_modules and dot folders, not names that merely start with a dot', () => {
-    assert.equal(isIgnored(join('node_modules', 'x', 'index.js')), true);
-    assert.equal(isIgnored(join('.git', 'index')), true);
-    assert.equal(isIgnored(join('lib', 'app.js')), false);
-    assert.equal(isIgnored('app.mjs'), false);
+  it('watches source files, not node_modules, dot folders, logs or data', () => {
+    assert.equal(isAppSource(join('lib', 'app.js')), true);
+    assert.equal(isAppSource('app.mjs'), true);
+    assert.equal(isAppSource(join('config', 'settings.json')), true);
+    assert.equal(isAppSource(join('node_modules', 'x', 'index.js')), false);
+    assert.equal(isAppSource(join('.git', 'hooks', 'pre-commit.js')), false);
+    assert.equal(isAppSource('access.log'), false);
+    assert.equal(isAppSource('uploads.db'), false);
   });
 
   it('--reload serves a changed app, and keeps the old workers when the change breaks it', async () => {
