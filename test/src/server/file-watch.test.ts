@@ -48,15 +48,16 @@ describe('reloading on file changes', () => {
     const { proc, port, figures } = await startServe(app, '--workers', '2', '--reload');
     started.push(proc);
     assert.equal((await get(port, '/')).body, 'v1');
+    const v1 = (await figures()).workers.map((w) => w.pid);
 
     writeFileSync(app, appSource('v2'));
     await proc.waitFor(/reload \(app\.mjs changed\): starting 2 new worker/);
     await answerBecomes(port, 'v2');
     const v2 = await until(async () => {
       const w = (await figures()).workers;
-      return w.length === 2 && w.every((x) => x.state === 'ready')
-        ? w.map((x) => x.pid)
-        : undefined;
+      // Both v1 workers replaced: v2 answers as soon as one new worker listens.
+      const fresh = w.length === 2 && w.every((x) => x.state === 'ready' && !v1.includes(x.pid));
+      return fresh ? w.map((x) => x.pid) : undefined;
     });
 
     writeFileSync(app, 'export default (req, res) => {\n');
