@@ -25,6 +25,8 @@ export interface SpawnOptions {
   /** `npm-exec`: `npm exec -- node … bin/ngi.ts`; `npx`: `npx …args` in `cwd` (an install). */
   via?: 'node' | 'npm-exec' | 'npx';
   cwd?: string;
+  /** Run inside this network namespace (`ip netns exec NAME …`, which execs: same pid). */
+  netns?: string;
 }
 
 /** Starts `node --import tsx bin/ngi.ts ...args` in the repository root (or as `options` say). */
@@ -34,7 +36,14 @@ export function spawnCli(args: string[], options: SpawnOptions = {}): CliProcess
   // (`npm test` sets npm_command, which the CLI reads as "started by npm").
   delete env.NODE_TEST_CONTEXT;
   for (const name of Object.keys(env)) if (name.startsWith('npm_')) delete env[name];
-  const command = [process.execPath, '--import', 'tsx', options.script ?? 'bin/ngi.ts', ...args];
+  const command = [
+    ...(options.netns ? ['ip', 'netns', 'exec', options.netns] : []),
+    process.execPath,
+    '--import',
+    'tsx',
+    options.script ?? 'bin/ngi.ts',
+    ...args,
+  ];
   const stdio: ['ignore', 'pipe', 'pipe'] = ['ignore', 'pipe', 'pipe'];
   const how = { cwd: options.cwd ?? root, env, stdio };
   const child =
