@@ -28,6 +28,21 @@ function escapeField(value: string): string {
   return value.replace(UNSAFE, (c) => '\\x' + c.charCodeAt(0).toString(16).padStart(2, '0'));
 }
 
+// Formatting a Date is most of a line's cost; requests finishing in the same millisecond share
+// one string (the line shows milliseconds, so it reads the same).
+let stampedAt = NaN;
+let stamp = '';
+
+/** The current time as ISO 8601 with milliseconds, formatted once per millisecond. */
+function isoNow(): string {
+  const now = Date.now();
+  if (now !== stampedAt) {
+    stampedAt = now;
+    stamp = new Date(now).toISOString();
+  }
+  return stamp;
+}
+
 /**
  * An access logger for a format, or `undefined` for `off` (so the server skips the work).
  *
@@ -48,7 +63,7 @@ export function createAccessLog(
     return ({ environ, outcome, ms }) => {
       stream.write(
         JSON.stringify({
-          time: new Date().toISOString(),
+          time: isoNow(),
           pid,
           remote: environ.REMOTE_ADDR,
           method: environ.REQUEST_METHOD,
@@ -65,7 +80,7 @@ export function createAccessLog(
   if (format !== 'text') throw new TypeError(`unknown log format ${JSON.stringify(format)}`);
   return ({ environ, outcome, ms }) => {
     stream.write(
-      `${environ.REMOTE_ADDR || '-'} [${new Date().toISOString()}] "${environ.REQUEST_METHOD} ${escapeField(
+      `${environ.REMOTE_ADDR || '-'} [${isoNow()}] "${environ.REQUEST_METHOD} ${escapeField(
         environ.REQUEST_URI,
       )} ${environ.SERVER_PROTOCOL}" ${outcome.status} ${outcome.bytes} ${ms.toFixed(3)}ms pid=${pid}${
         outcome.complete ? '' : ' aborted'
