@@ -29,7 +29,7 @@ export interface HttpServerOptions extends ListenerOptions {
 /** Responses in progress per server, so a drain can ask them to close their connections. */
 const inFlightOf = new WeakMap<NetServer, Set<ServerResponse>>();
 /** Connections that came through `'upgrade'`, per server: a stop cuts them after its grace period. */
-const upgradedOf = new WeakMap<Server, Set<Duplex>>();
+const upgradedOf = new WeakMap<NetServer, Set<Duplex>>();
 
 /**
  * An HTTP/1.1 listener on `node:http` serving an NGI app: keep-alive, head and request
@@ -49,32 +49,8 @@ export function createHttpServer(app: App, options: HttpServerOptions = {}): Ser
   });
   drainOnClose(server);
   server.on('request', http1Listener(server, app, options));
-  const base = { errors: options.errors, multiprocess: options.multiprocess };
-  const onExchange = options.onExchange;
 
-  const upgraded = new Set<Duplex>();
-  upgradedOf.set(server, upgraded);
-  server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-    // Node drops its own error listener before this event: a reset must not crash the worker.
-    socket.on('error', ignore);
-    // Draining: a new long-lived connection would only be cut at the end of the grace period.
-    if (!server.listening) return refuseUpgrade(socket, 503, 'Service Unavailable');
-    const bytesBefore = (socket as { bytesWritten?: number }).bytesWritten ?? 0;
-    upgraded.add(socket);
-    // Announced before it runs, as every exchange: the clock covers the app's synchronous part.
-    const exchange = createNodeUpgradeExchange(req, socket, head, base);
-    const finished = onExchange?.(exchange);
-    socket.once('close', () => {
-      upgraded.delete(socket);
-      const res = (exchange.sink as NodeSink).res;
-      finished?.({
-        status: exchange.upgraded ? exchange.code : res.headersSent ? res.statusCode : 0,
-        bytes: Math.max(0, ((socket as { bytesWritten?: number }).bytesWritten ?? 0) - bytesBefore),
-        complete: exchange.upgraded || res.writableFinished,
-      });
-    });
-    void exchange.run(app);
-  });
+  server.on('upgrade', upgradeListener(server, app, options));
   return server;
 }
 
@@ -135,6 +111,46 @@ export function http1Listener(
 }
 
 /**
+ * The `upgrade` listener of `server` (`Upgrade: websocket`, any protocol): the app takes the
+ * connection through `ngi.upgrade` or answers with a plain response; while draining it is
+ * refused with a 503. The HTTPS listener uses it for its HTTP/1.1 connections (wss://).
+ *
+ * @example
+ * server.on('upgrade', upgradeListener(server, app, {}));
+ */
+export function upgradeListener(
+  server: NetServer,
+  app: App,
+  options: HttpServerOptions,
+): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
+  const base = { errors: options.errors, multiprocess: options.multiprocess };
+  const onExchange = options.onExchange;
+  const upgraded = new Set<Duplex>();
+  upgradedOf.set(server, upgraded);
+  return (req, socket, head) => {
+    // Node drops its own error listener before this event: a reset must not crash the worker.
+    socket.on('error', ignore);
+    // Draining: a new long-lived connection would only be cut at the end of the grace period.
+    if (!server.listening) return refuseUpgrade(socket, 503, 'Service Unavailable');
+    const bytesBefore = (socket as { bytesWritten?: number }).bytesWritten ?? 0;
+    upgraded.add(socket);
+    // Announced before it runs, as every exchange: the clock covers the app's synchronous part.
+    const exchange = createNodeUpgradeExchange(req, socket, head, base);
+    const finished = onExchange?.(exchange);
+    socket.once('close', () => {
+      upgraded.delete(socket);
+      const res = (exchange.sink as NodeSink).res;
+      finished?.({
+        status: exchange.upgraded ? exchange.code : res.headersSent ? res.statusCode : 0,
+        bytes: Math.max(0, ((socket as { bytesWritten?: number }).bytesWritten ?? 0) - bytesBefore),
+        complete: exchange.upgraded || res.writableFinished,
+      });
+    });
+    void exchange.run(app);
+  };
+}
+
+/**
  * Marks every HTTP/1.x response of `server` still in progress the last on its connection
  * (see `drainHttpServer`).
  */
@@ -153,7 +169,7 @@ function ignore(): void {}
  * @example
  * const cut = closeUpgradedConnections(server);
  */
-export function closeUpgradedConnections(server: Server): number {
+export function closeUpgradedConnections(server: NetServer): number {
   const upgraded = upgradedOf.get(server);
   if (upgraded === undefined) return 0;
   const count = upgraded.size;
@@ -162,7 +178,7 @@ export function closeUpgradedConnections(server: Server): number {
 }
 
 /** How many upgraded connections are open on `server` (they count as requests in flight). */
-export function countUpgradedConnections(server: Server): number {
+export function countUpgradedConnections(server: NetServer): number {
   return upgradedOf.get(server)?.size ?? 0;
 }
 
@@ -231,13 +247,17 @@ export function drainHttpServer(server: Server): void {
   else lastOnTheirConnections(server);
 }
 
+/** A server whose `close()` also drops idle kept-alive HTTP/1.1 connections (http, http2). */
+type ClosesIdle = NetServer & { closeIdleConnections(): void };
+
 /**
  * Makes every `close()` of the listener a drain, whoever calls it: node:cluster closes a
- * worker's listeners itself when the master disconnects it at shutdown.
+ * worker's listeners itself when the master disconnects it at shutdown. The HTTPS listener
+ * uses it too (its HTTP/1.1 connections are node:http's).
  */
-function drainOnClose(server: Server): void {
+export function drainOnClose(server: ClosesIdle): void {
   const nodeClose = server.close;
-  server.close = function (this: Server, callback?: (error?: Error) => void) {
+  server.close = function (this: ClosesIdle, callback?: (error?: Error) => void) {
     // Node's close() also drops idle kept-alive connections at once, which races a client
     // already sending its next request on one: that request would fail. Skip that step only.
     const closeIdle = this.closeIdleConnections;

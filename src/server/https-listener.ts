@@ -9,7 +9,13 @@ import {
 import type { Socket } from 'node:net';
 import { createHttp2Exchange } from '../hosts/http2.js';
 import type { App } from '../core/types.js';
-import { http1Listener, lastOnTheirConnections, type HttpServerOptions } from './http-listener.js';
+import {
+  drainOnClose,
+  http1Listener,
+  lastOnTheirConnections,
+  upgradeListener,
+  type HttpServerOptions,
+} from './http-listener.js';
 
 /** Options of the HTTPS listener: the HTTP listener's, and the certificate. */
 export interface HttpsServerOptions extends HttpServerOptions {
@@ -60,7 +66,11 @@ export function createHttpsServer(app: App, options: HttpsServerOptions): Http2S
     if (!server.listening) session.close();
   });
 
+  // With allowHTTP1 node:http2 has node:http's closeIdleConnections (its typings do not say so).
+  drainOnClose(server as Http2SecureServer & { closeIdleConnections(): void });
   const http1 = http1Listener(server, app, options);
+  // HTTP/1.1 upgrades over TLS (wss://): node:http2 emits 'upgrade' for its HTTP/1.1 connections.
+  server.on('upgrade', upgradeListener(server, app, options));
   const base = { errors: options.errors, multiprocess: options.multiprocess };
   const onExchange = options.onExchange;
   server.on(

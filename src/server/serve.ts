@@ -297,7 +297,10 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
       let timer: NodeJS.Timeout | undefined;
       const cut = new Promise<void>((resolve) => {
         timer = setTimeout(() => {
-          const upgraded = httpServer === undefined ? 0 : countUpgradedConnections(httpServer);
+          const upgraded = [httpServer, httpsServer].reduce(
+            (sum, server) => sum + (server === undefined ? 0 : countUpgradedConnections(server)),
+            0,
+          );
           const running = counters.inFlight - upgraded;
           if (running > 0) {
             errors.write(
@@ -322,7 +325,10 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
         closeUpgradedConnections(httpServer);
         httpServer.closeAllConnections();
       }
-      if (httpsServer !== undefined) closeHttpsConnections(httpsServer);
+      if (httpsServer !== undefined) {
+        closeUpgradedConnections(httpsServer);
+        closeHttpsConnections(httpsServer);
+      }
       for (const socket of uwsgiSockets) socket.destroy();
       await Promise.all(ended);
       // Every connection is gone: no request can come any more.

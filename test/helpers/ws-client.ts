@@ -1,4 +1,4 @@
-import WebSocket from 'ws';
+import WebSocket, { type ClientOptions } from 'ws';
 
 /** What a WebSocket client saw: the messages, or the HTTP answer that refused it. */
 export interface WsResult {
@@ -13,15 +13,17 @@ export interface WsResult {
 
 /**
  * Opens a WebSocket with the real `ws` client, sends each of `send` once the first message
- * arrives, collects `expect` messages and closes. Fails with a name after 20 s.
+ * arrives, collects `expect` messages and closes. Fails with a name after 20 s. `options` go to
+ * the client (`ca` for a wss:// server with a test certificate).
  */
 export function wsExchange(
   url: string,
   send: string[] = [],
   expect = 1 + send.length,
+  options?: ClientOptions,
 ): Promise<WsResult> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(url, options);
     const result: WsResult = { messages: [] };
     const timer = setTimeout(() => {
       ws.terminate();
@@ -70,9 +72,9 @@ export interface HeldWs {
  * Opens a WebSocket and resolves once it is open. Messages are collected from the start: the
  * server's first one may arrive in the same packet as the handshake, before the caller listens.
  */
-export function openWs(url: string): Promise<HeldWs> {
+export function openWs(url: string, options?: ClientOptions): Promise<HeldWs> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url);
+    const ws = new WebSocket(url, options);
     const messages: string[] = [];
     const waiters: Array<() => void> = [];
     ws.on('message', (data) => {

@@ -19,6 +19,7 @@ import { defineApp } from '../../../src/core/define-app.js';
 import type { App } from '../../../src/core/types.js';
 import { serve, type ServeOptions, type ServerHandle } from '../../../src/server/serve.js';
 import { makeCertificate, type CertificateFiles } from '../../helpers/tls.js';
+import { openWs, wsExchange } from '../../helpers/ws-client.js';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'ngi-https-'));
@@ -311,4 +312,105 @@ describe('frameworks over HTTPS see a secure request over h2 and HTTP/1.1', () =
       assert.equal(JSON.parse(body).secure, true);
     });
   }
+});
+
+/** Greets with what the environ says of the connection, then echoes until the client closes. */
+const wssEcho = defineApp(async (environ, startResponse) => {
+  const upgrade = environ['ngi.upgrade'];
+  if (upgrade === undefined) {
+    startResponse('426 Upgrade Required', [['Content-Type', 'text/plain']]);
+    return ['websocket only'];
+  }
+  const session = await upgrade.acceptWebSocket();
+  await session.send(`hello ${environ.HTTPS} ${environ['ngi.url_scheme']}`);
+  for await (const message of session) await session.send(`echo ${String(message)}`);
+  return [];
+});
+
+/** Reads from a TLS socket until `pattern` matches what arrived (20 s at most). */
+function readUntil(socket: ReturnType<typeof tlsConnect>, pattern: RegExp): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const timer = setTimeout(() => reject(new Error(`no ${pattern} in 20 s: ${text}`)), 20_000);
+    const onData = (chunk: Buffer) => {
+      text += chunk.toString('latin1');
+      if (!pattern.test(text)) return;
+      clearTimeout(timer);
+      socket.off('data', onData);
+      resolve(text);
+    };
+    socket.on('data', onData);
+  });
+}
+
+describe('WebSockets over TLS (wss://) on the HTTPS listener', () => {
+  it('an NGI app takes the upgrade through ngi.upgrade, with HTTPS on, and echoes with the ws client', async () => {
+    const port = await start(wssEcho);
+    const result = await wsExchange(`wss://localhost:${port}/chat`, ['one', 'two'], 3, {
+      ca: readCert(),
+    });
+    assert.deepEqual(result.messages, ['hello on https', 'echo one', 'echo two']);
+    assert.equal(result.code, 1000);
+  });
+
+  it('a Node handler with an upgrade listener (ws on its own server) takes wss:// connections', async () => {
+    const { WebSocketServer } = await import('ws');
+    const wss = new WebSocketServer({ noServer: true });
+    const app = fromNodeHandler((_req, res) => res.end('plain'), {
+      upgrade: (req, socket, head) =>
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          ws.send(`secure ${String((req.socket as { encrypted?: boolean }).encrypted)}`);
+          ws.on('message', (data) => ws.send(`echo ${String(data)}`));
+        }),
+    });
+    const port = await start(app);
+    const result = await wsExchange(`wss://localhost:${port}/`, ['x'], 2, { ca: readCert() });
+    assert.deepEqual(result.messages, ['secure true', 'echo x']);
+    wss.close();
+  });
+
+  it('an upgrade arriving while the listener drains is refused with a 503', async () => {
+    const handle = await serve(wssEcho, {
+      https: 0,
+      cert: certs.cert,
+      key: certs.key,
+      logFormat: 'off',
+      errors: quiet,
+    });
+    const port = handle.https!.port;
+    // A kept-alive HTTP/1.1 connection opened before the drain carries the upgrade after it.
+    const socket = tlsConnect({
+      host: 'localhost',
+      port,
+      ca: readCert(),
+      ALPNProtocols: ['http/1.1'],
+    });
+    socket.on('error', () => {});
+    socket.write('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    assert.match(await readUntil(socket, /websocket only/), /^HTTP\/1\.1 426/);
+    const closed = handle.close(5);
+    socket.write(
+      'GET /chat HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    );
+    assert.match(await readUntil(socket, /\r\n\r\n[^]*\n/), /^HTTP\/1\.1 503 Service Unavailable/);
+    socket.destroy();
+    await closed;
+  });
+
+  it('a wss:// connection still open at the end of the grace period is closed, and the log says so', async () => {
+    const lines: string[] = [];
+    const handle = await serve(wssEcho, {
+      https: 0,
+      cert: certs.cert,
+      key: certs.key,
+      logFormat: 'off',
+      errors: { write: (text: string) => void lines.push(text) },
+    });
+    const held = await openWs(`wss://localhost:${handle.https!.port}/`, { ca: readCert() });
+    assert.equal(await held.message(0), 'hello on https');
+    await handle.close(1);
+    assert.equal(await held.closed, 1006);
+    assert.match(lines.join(''), /closing 1 upgraded connection\(s\) \(WebSocket\)/);
+  });
 });
