@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect } from 'node:tls';
@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { after, describe, it } from 'node:test';
 import { spawnCli, type CliProcess } from '../helpers/cli-process.js';
 import { makeCertificate } from '../helpers/tls.js';
+import { wsExchange } from '../helpers/ws-client.js';
 
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'ngi-https-cli-'));
@@ -77,6 +78,41 @@ describe('ngi serve --https', () => {
       if (name !== 'ngi-after') await new Promise((r) => setTimeout(r, 50));
     }
     assert.equal(name, 'ngi-after');
+    proc.child.kill('SIGTERM');
+    assert.equal(await proc.exited, 0);
+  });
+
+  it("hosts the user's own http.Server with ws over wss:// in both of two workers", async () => {
+    const files = makeCertificate(dir, 'wss');
+    const proc = cli(
+      'serve',
+      'test/fixtures/servers/express-ws.mjs',
+      '--https',
+      '127.0.0.1:0',
+      '--cert',
+      files.cert,
+      '--key',
+      files.key,
+      '--workers',
+      '2',
+      '--log-format',
+      'off',
+    );
+    const [, port] = await proc.waitFor(/https listening on 127\.0\.0\.1:(\d+) \(2 workers/);
+    const ca = readFileSync(files.cert);
+    // Sessions one after the other until both workers have answered (the kernel hands each
+    // connection to whichever worker accepts first); bounded at 20.
+    const pids = new Set<string>();
+    for (let i = 0; i < 20 && (i < 4 || pids.size < 2); i++) {
+      const { messages, code } = await wsExchange(`wss://localhost:${port}/ws`, [`m${i}`], 2, {
+        ca,
+      });
+      assert.match(messages[0]!, /^welcome \d+$/);
+      assert.equal(messages[1], `echo m${i}`);
+      assert.equal(code, 1000);
+      pids.add(messages[0]!.slice('welcome '.length));
+    }
+    assert.equal(pids.size, 2);
     proc.child.kill('SIGTERM');
     assert.equal(await proc.exited, 0);
   });
