@@ -18,6 +18,25 @@ const cli = (...args: string[]) => {
   started.push(proc);
   return proc;
 };
+/** `ngi serve MODULE --https 127.0.0.1:0` with the certificate `files`, no access log. */
+const serveHttps = (
+  module: string,
+  files: { cert: string; key: string },
+  ...flags: string[]
+): CliProcess =>
+  cli(
+    'serve',
+    module,
+    '--https',
+    '127.0.0.1:0',
+    '--cert',
+    files.cert,
+    '--key',
+    files.key,
+    '--log-format',
+    'off',
+    ...flags,
+  );
 after(() => {
   for (const proc of started) proc.kill();
   rmSync(dir, { recursive: true, force: true });
@@ -37,18 +56,7 @@ function peerName(port: number): Promise<string> {
 describe('ngi serve --https', () => {
   it('serves h2 and HTTP/1.1 from its workers, and takes a renewed certificate on SIGHUP', async () => {
     const files = makeCertificate(dir, 'site', 'ngi-before');
-    const proc = cli(
-      'serve',
-      'test/fixtures/ngi-app.mjs',
-      '--https',
-      '127.0.0.1:0',
-      '--cert',
-      files.cert,
-      '--key',
-      files.key,
-      '--log-format',
-      'off',
-    );
+    const proc = serveHttps('test/fixtures/ngi-app.mjs', files);
     const [, port] = await proc.waitFor(/https listening on 127\.0\.0\.1:(\d+) \(1 worker/);
     const curl = async (flag: string) =>
       (
@@ -84,20 +92,7 @@ describe('ngi serve --https', () => {
 
   it("hosts the user's own http.Server with ws over wss:// in both of two workers", async () => {
     const files = makeCertificate(dir, 'wss');
-    const proc = cli(
-      'serve',
-      'test/fixtures/servers/express-ws.mjs',
-      '--https',
-      '127.0.0.1:0',
-      '--cert',
-      files.cert,
-      '--key',
-      files.key,
-      '--workers',
-      '2',
-      '--log-format',
-      'off',
-    );
+    const proc = serveHttps('test/fixtures/servers/express-ws.mjs', files, '--workers', '2');
     const [, port] = await proc.waitFor(/https listening on 127\.0\.0\.1:(\d+) \(2 workers/);
     const ca = readFileSync(files.cert);
     // Sessions one after the other until both workers have answered (the kernel hands each
@@ -119,20 +114,7 @@ describe('ngi serve --https', () => {
 
   it('with --workers 0, SIGHUP re-reads the certificate in place', async () => {
     const files = makeCertificate(dir, 'single', 'ngi-single-before');
-    const proc = cli(
-      'serve',
-      'test/fixtures/ngi-app.mjs',
-      '--https',
-      '127.0.0.1:0',
-      '--cert',
-      files.cert,
-      '--key',
-      files.key,
-      '--workers',
-      '0',
-      '--log-format',
-      'off',
-    );
+    const proc = serveHttps('test/fixtures/ngi-app.mjs', files, '--workers', '0');
     const [, port] = await proc.waitFor(/https listening on 127\.0\.0\.1:(\d+) \(single process/);
     assert.equal(await peerName(Number(port)), 'ngi-single-before');
     makeCertificate(dir, 'single', 'ngi-single-after');
