@@ -229,6 +229,12 @@ const FLAGS: Flag[] = [
     help: 'what the module exports: ngi|node|server|express|fastify|koa|hono|fetch',
   },
   {
+    name: 'native-response',
+    type: 'boolean',
+    default: 'false',
+    help: "a Hono or Fetch app keeps Node's own global Response; by default ngi installs a light one that writes text and bytes bodies without a web stream (as @hono/node-server does), indistinguishable to apps",
+  },
+  {
     name: 'grace',
     type: 'string',
     value: 'S',
@@ -315,6 +321,8 @@ export interface Command {
   warnings: string[];
   specifier: string;
   kind: Kind | undefined;
+  /** `--native-response`: leave the global `Response` alone for a Hono or Fetch app. */
+  nativeResponse: boolean;
   workers: number;
   dieWithParent: boolean;
   http: ListenAddress | undefined;
@@ -539,6 +547,7 @@ function commandFrom(settings: Settings, warnings: string[]): Omit<Command, 'die
     warnings,
     specifier,
     kind: kind as Kind | undefined,
+    nativeResponse: settings.get('native-response')?.value === true,
     workers,
     http,
     uwsgi,
@@ -679,7 +688,12 @@ export async function main(argv: string[], context: MainContext): Promise<number
   const { specifier, kind } = command;
   if (isWorker()) {
     await runWorker(
-      () => loadApp(specifier, { kind, adapters: context.adapters }),
+      () =>
+        loadApp(specifier, {
+          kind,
+          adapters: context.adapters,
+          lightResponse: !command.nativeResponse,
+        }),
       command.serve,
       command.recycling,
     );
@@ -786,7 +800,11 @@ function stopWhenOrphaned(): void {
 
 /** `--workers 0`: serve in this process, stop on SIGTERM/SIGINT. */
 async function serveHere(command: Command, context: MainContext): Promise<number> {
-  const app = await loadApp(command.specifier, { kind: command.kind, adapters: context.adapters });
+  const app = await loadApp(command.specifier, {
+    kind: command.kind,
+    adapters: context.adapters,
+    lightResponse: !command.nativeResponse,
+  });
   const handle = await serve(app, { ...command.serve, stats: command.stats });
   const line = (what: string, a: ListenAddress | undefined) => {
     if (a)

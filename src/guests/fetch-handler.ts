@@ -6,6 +6,7 @@ import { NgiError, formatError } from '../core/errors.js';
 import type { App, Chunk, Environ, Headers as NgiHeaders } from '../core/types.js';
 import { inexpressible, requestFromEnviron } from './fetch-request.js';
 import { readBody } from './fetch-response-body.js';
+import { lightPartsOf } from './light-response.js';
 import type { CarriedStatus } from '../core/fetch-origin.js';
 import { kCarriedStatus } from '../core/symbols.js';
 
@@ -89,16 +90,28 @@ function answer(
     // `Response.error()` (status 0): the handler itself reports a network error.
     return refuse(environ, startResponse, 502, `the Fetch handler answered a network error`);
   }
+  // A light Response (`ngi serve` installed it): its text or bytes as they are, no stream.
+  const light = lightPartsOf(response);
   const headers: NgiHeaders = [];
-  response.headers.forEach((value, name) => {
-    // A Fetch Response may name its hop (Hono's streamSSE sets `Connection: keep-alive`); in
-    // NGI the host owns the connection, so those names stay behind (R4.5).
-    if (name !== 'set-cookie' && !isHopByHop(name)) headers.push([name, value]);
-  });
-  const cookies = response.headers.getSetCookie();
-  for (let i = 0; i < cookies.length; i++) headers.push(['set-cookie', cookies[i]!]);
+  if (light !== undefined && light.headers === undefined) {
+    const pairs = light.pairs;
+    for (let i = 0; i < pairs.length; i++) {
+      if (!isHopByHop(pairs[i]![0])) headers.push(pairs[i]!);
+    }
+  } else {
+    response.headers.forEach((value, name) => {
+      // A Fetch Response may name its hop (Hono's streamSSE sets `Connection: keep-alive`); in
+      // NGI the host owns the connection, so those names stay behind (R4.5).
+      if (name !== 'set-cookie' && !isHopByHop(name)) headers.push([name, value]);
+    });
+    const cookies = response.headers.getSetCookie();
+    for (let i = 0; i < cookies.length; i++) headers.push(['set-cookie', cookies[i]!]);
+  }
   const reason = statusText || STATUS_CODES[status] || 'Unknown';
   startResponse(`${status} ${reason}`, headers);
+  if (light !== undefined) {
+    return light.body === null || environ.REQUEST_METHOD === 'HEAD' ? EMPTY : [light.body];
+  }
   const body = response.body;
   if (body === null) return EMPTY;
   if (environ.REQUEST_METHOD === 'HEAD') {

@@ -2,6 +2,7 @@ import { isNgiApp } from '../core/define-app.js';
 import { NgiError } from '../core/errors.js';
 import { withLifespan, type Lifespan } from '../core/lifespan.js';
 import type { App } from '../core/types.js';
+import { installLightResponse } from '../guests/light-response.js';
 import { loadAppModule, resolveAppModule } from './app-module.js';
 
 /** What a module may export, as `--kind` names it. */
@@ -121,6 +122,16 @@ export async function adapt(value: unknown, kind: Kind, adapters: AdapterRegistr
   }
 }
 
+export interface LoadAppOptions {
+  kind?: Kind | undefined;
+  adapters: AdapterRegistry;
+  /**
+   * For a Hono or Fetch app, make the global `Response` the light one (`LightResponse`), as
+   * @hono/node-server does: only for a process that is the app's server (`ngi serve`).
+   */
+  lightResponse?: boolean;
+}
+
 /**
  * Loads `<path>[:export]` (as Node would: see `loadAppModule`) and returns what it exports as an NGI app, detected by shape or
  * as `kind` says. A module that cannot be imported, or whose export is none of the known
@@ -129,10 +140,7 @@ export async function adapt(value: unknown, kind: Kind, adapters: AdapterRegistr
  * @example
  * const app = await loadApp('examples/wrap-express/app.js', { adapters });
  */
-export async function loadApp(
-  specifier: string,
-  options: { kind?: Kind | undefined; adapters: AdapterRegistry },
-): Promise<App> {
+export async function loadApp(specifier: string, options: LoadAppOptions): Promise<App> {
   const { path, exportName } = splitSpecifier(specifier);
   const mod = await loadAppModule(resolveAppModule(path), path);
   const name = exportName ?? 'default';
@@ -156,6 +164,9 @@ export async function loadApp(
       'NGI_ERR_APP_LOAD',
       `${specifier}: the ${name} export is ${describe(app)}; expected ${EXPECTED}`,
     );
+  }
+  if (options.lightResponse === true && (kind === 'hono' || kind === 'fetch')) {
+    installLightResponse();
   }
   const adapted = await adapt(app, kind, options.adapters);
   // `export async function startup(state)` / `shutdown(state)` beside the app: its lifespan,
