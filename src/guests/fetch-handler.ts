@@ -69,11 +69,15 @@ function answer(
   environ: Environ,
   startResponse: Parameters<App>[1],
 ): Iterable<Chunk> | AsyncIterable<Chunk> | Promise<Iterable<Chunk> | AsyncIterable<Chunk>> {
+  // A light Response (`ngi serve` installed it): its text or bytes as they are, no stream.
+  let light =
+    response !== null && typeof response === 'object' ? lightPartsOf(response) : undefined;
   if (
-    response === null ||
-    typeof response !== 'object' ||
-    typeof response.status !== 'number' ||
-    typeof response.headers !== 'object'
+    light === undefined &&
+    (response === null ||
+      typeof response !== 'object' ||
+      typeof response.status !== 'number' ||
+      typeof response.headers !== 'object')
   ) {
     throw new NgiError('NGI_ERR_INVALID_BODY', `the Fetch handler returned ${typeof response}`);
   }
@@ -86,12 +90,11 @@ function answer(
     status = carried.code;
     statusText = carried.reason;
     response = carried.response;
+    light = lightPartsOf(response);
   } else if (status < 200 || status > 599) {
     // `Response.error()` (status 0): the handler itself reports a network error.
     return refuse(environ, startResponse, 502, `the Fetch handler answered a network error`);
   }
-  // A light Response (`ngi serve` installed it): its text or bytes as they are, no stream.
-  const light = lightPartsOf(response);
   const headers: NgiHeaders = [];
   if (light !== undefined && light.headers === undefined) {
     const pairs = light.pairs;

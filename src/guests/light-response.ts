@@ -104,6 +104,14 @@ function partsOf(body: unknown, init: unknown, defaultType: string): LightParts 
 /** Parts handed from `LightResponse.json` to the constructor, which takes them as they are. */
 let prepared: LightParts | undefined;
 let partsOfLight: (response: object) => LightParts | undefined;
+/** What a subclass instance with a native body holds: nothing (it answers from the native). */
+const NOTHING: LightParts = {
+  status: 0,
+  statusText: '',
+  pairs: [],
+  headers: undefined,
+  body: null,
+};
 let realOf: (response: LightResponse) => Response;
 
 /**
@@ -117,12 +125,8 @@ let realOf: (response: LightResponse) => Response;
  * const response = new Response('hi'); // light; response.body builds the native stream
  */
 export class LightResponse {
-  #status!: number;
-  #statusText!: string;
-  #pairs!: HeaderPairs;
-  #body!: LightBody;
-  /** The Headers handed out (live: an app may still change them before the response is sent). */
-  #headers: Headers | undefined = undefined;
+  /** What it holds; `headers` there is the Headers handed out (live until sent). */
+  #parts!: LightParts;
   /** The native Response, once a member needs it (or from the start for a subclass's odd body). */
   #native: Response | undefined = undefined;
 
@@ -135,10 +139,7 @@ export class LightResponse {
       if (new.target === LightResponse) return native as unknown as LightResponse;
       this.#native = native;
     }
-    this.#status = parts?.status ?? 0;
-    this.#statusText = parts?.statusText ?? '';
-    this.#pairs = parts?.pairs ?? [];
-    this.#body = parts?.body ?? null;
+    this.#parts = parts ?? NOTHING;
   }
 
   static [Symbol.hasInstance](value: unknown): boolean {
@@ -149,17 +150,8 @@ export class LightResponse {
 
   static {
     realOf = (response) => response.#real();
-    partsOfLight = (response) => {
-      if (!(#native in response) || response.#native !== undefined) return undefined;
-      const r = response as LightResponse;
-      return {
-        status: r.#status,
-        statusText: r.#statusText,
-        pairs: r.#pairs,
-        headers: r.#headers,
-        body: r.#body,
-      };
-    };
+    partsOfLight = (response) =>
+      #native in response && response.#native === undefined ? response.#parts : undefined;
   }
 
   /** `Response.json(data, init)`, light when `new Response(text, init)` would be. */
@@ -174,15 +166,16 @@ export class LightResponse {
 
   /** The native Response this one stands for (built on first need, from the live headers). */
   #real(): Response {
-    return (this.#native ??= new NativeResponse(this.#body, {
-      status: this.#status,
-      statusText: this.#statusText,
-      headers: this.#headers ?? this.#pairs,
+    const parts = this.#parts;
+    return (this.#native ??= new NativeResponse(parts.body, {
+      status: parts.status,
+      statusText: parts.statusText,
+      headers: parts.headers ?? parts.pairs,
     }));
   }
 
   get status(): number {
-    return this.#native?.status ?? this.#status;
+    return this.#native?.status ?? this.#parts.status;
   }
 
   get ok(): boolean {
@@ -191,12 +184,13 @@ export class LightResponse {
   }
 
   get statusText(): string {
-    return this.#native?.statusText ?? this.#statusText;
+    return this.#native?.statusText ?? this.#parts.statusText;
   }
 
   get headers(): Headers {
     // Kept once handed out, so `response.headers === response.headers` as on a native one.
-    return (this.#headers ??= this.#native?.headers ?? new Headers(this.#pairs));
+    const parts = this.#parts;
+    return (parts.headers ??= this.#native?.headers ?? new Headers(parts.pairs));
   }
 
   get type(): Response['type'] {
