@@ -196,7 +196,7 @@ const FLAGS: Flag[] = [
   {
     name: 'proxy-protocol',
     type: 'string',
-    value: 'http|uwsgi,...',
+    value: 'http|https|uwsgi,...',
     default: 'none',
     help: 'these listeners require a PROXY protocol v1/v2 header (HAProxy, TCP load balancers) and take the client from it',
   },
@@ -515,13 +515,11 @@ function commandFrom(settings: Settings, warnings: string[]): Omit<Command, 'die
   const proxyProtocol = text('proxy-protocol')
     ?.split(',')
     .map((part) => part.trim())
-    .filter((part) => part !== '') as Array<'http' | 'uwsgi'> | undefined;
+    .filter((part) => part !== '') as Array<'http' | 'https' | 'uwsgi'> | undefined;
   for (const name of proxyProtocol ?? []) {
-    if (name !== 'http' && name !== 'uwsgi') {
+    if (name !== 'http' && name !== 'https' && name !== 'uwsgi') {
       throw new UsageError(
-        `${label('proxy-protocol')} names listeners, http and/or uwsgi, got ${JSON.stringify(name)}${
-          name === 'https' ? ' (not supported on https yet)' : ''
-        }`,
+        `${label('proxy-protocol')} names listeners, http, https and/or uwsgi, got ${JSON.stringify(name)}`,
       );
     }
   }

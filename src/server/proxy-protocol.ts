@@ -1,4 +1,5 @@
 import type { Server, Socket } from 'node:net';
+import { Server as TlsServer, type TLSSocket } from 'node:tls';
 import ipaddr from 'ipaddr.js';
 import {
   Command,
@@ -36,7 +37,9 @@ interface ProxiedPeer {
  * runs: the socket's `remoteAddress`/`remotePort` become the client's (so REMOTE_ADDR, the
  * access log and `req.socket.remoteAddress` of a hosted framework say the client), the rest
  * of the bytes go on to the server as if nothing had been read. A missing or malformed header,
- * or none within `timeoutMs`, is logged and the connection closed.
+ * or none within `timeoutMs`, is logged and the connection closed. On a TLS server (`--https`)
+ * the header is read on the raw TCP socket before the handshake, and the TLS socket made over
+ * it reports the client too.
  *
  * @example
  * acceptProxyProtocol(createHttpServer(app), { errors }).listen(8080);
@@ -48,6 +51,7 @@ export function acceptProxyProtocol<S extends Server>(
   const handlers = server.listeners('connection') as Array<(socket: Socket) => void>;
   server.removeAllListeners('connection');
   const timeoutMs = options.timeoutMs ?? 5000;
+  const handOver = server instanceof TlsServer ? tlsHandOver(server) : undefined;
   server.on('connection', (socket: Socket) => {
     let buffered: Buffer = Buffer.alloc(0);
     const fail = (message: string): void => {
@@ -80,11 +84,17 @@ export function acceptProxyProtocol<S extends Server>(
       if (result === 'more') return;
       cleanup();
       socket.pause();
-      if (result.peer !== undefined) pretend(socket, result.peer);
+      if (result.peer !== undefined) {
+        handOver?.(socket, result.peer);
+        pretend(socket, result.peer);
+      }
       const rest = buffered.subarray(result.length);
       if (rest.length > 0) socket.unshift(rest);
       for (const handler of handlers) handler.call(server, socket);
-      socket.resume();
+      // node:tls reads what the socket buffered (the ClientHello, when it came with the
+      // header) from it while paused, then reads the handle itself; resumed, the buffered
+      // bytes would flow out to no listener.
+      if (handOver === undefined) socket.resume();
     };
     socket.on('data', onData);
     socket.on('error', onError);
@@ -145,6 +155,26 @@ function readHeader(bytes: Buffer): { peer: ProxiedPeer | undefined; length: num
   return {
     peer: { address: header.source.ipAddress, port: header.source.port, family },
     length: end + 2,
+  };
+}
+
+/**
+ * The TLS socket node:tls wraps around a raw socket reads the peer from the shared handle, not
+ * from the raw socket's properties; both sockets have the same real peer, which tells the TLS
+ * socket whose header the raw socket read. Returns the hook that records a raw socket's client.
+ */
+function tlsHandOver(server: TlsServer): (socket: Socket, peer: ProxiedPeer) => void {
+  const clients = new Map<string, ProxiedPeer>();
+  const keyOf = (socket: Socket): string => `${socket.remoteAddress}|${socket.remotePort}`;
+  // First, so node:http2's own listener and node:http's already see the client.
+  server.prependListener('secureConnection', (tlsSocket: TLSSocket) => {
+    const peer = clients.get(keyOf(tlsSocket));
+    if (peer !== undefined) pretend(tlsSocket, peer);
+  });
+  return (socket, peer) => {
+    const key = keyOf(socket);
+    clients.set(key, peer);
+    socket.once('close', () => clients.delete(key));
   };
 }
 

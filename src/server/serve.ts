@@ -77,7 +77,7 @@ export interface ServeOptions {
    * Listeners that require a PROXY protocol header (v1 or v2, as HAProxy and TCP load
    * balancers send) on every connection, and take the client's address from it.
    */
-  proxyProtocol?: ReadonlyArray<'http' | 'uwsgi'>;
+  proxyProtocol?: ReadonlyArray<'http' | 'https' | 'uwsgi'>;
   /**
    * The stats listener: JSON figures, `/metrics` (Prometheus), `/healthz` and `/readyz`.
    */
@@ -147,10 +147,6 @@ type StaticFiles = (dir: string, options?: { fallback?: App }) => App;
 export async function serve(app: App, options: ServeOptions): Promise<ServerHandle> {
   if (options.http === undefined && options.uwsgi === undefined && options.https === undefined) {
     throw new TypeError('serve: give an http, https and/or uwsgi listener');
-  }
-  if ((options.proxyProtocol as readonly string[] | undefined)?.includes('https')) {
-    // The TLS layer takes over the socket's handle and would skip the bytes read here.
-    throw new TypeError('serve: the PROXY protocol is not supported on the https listener yet');
   }
   if (options.https !== undefined && (options.cert === undefined || options.key === undefined)) {
     throw new TypeError('serve: an https listener needs cert and key (PEM file paths)');
@@ -247,6 +243,7 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
     if (options.https !== undefined) {
       httpsServer = createHttpsServer(served, { ...listener, ...readCertificates(options) });
       track(httpsServer);
+      if (options.proxyProtocol?.includes('https')) acceptProxyProtocol(httpsServer, { errors });
       await listen(httpsServer, options.https, 'https', options.chmodSocket);
     }
     if (options.uwsgi !== undefined) {

@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect as http2Connect } from 'node:http2';
 import { connect, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { promisify } from 'node:util';
 import {
   Command,
   INETProtocol,
@@ -17,6 +25,9 @@ import {
 import { defineApp } from '../../../src/core/define-app.js';
 import { serve, type ServerHandle } from '../../../src/server/serve.js';
 import { logSink } from '../../helpers/servers.js';
+import { makeCertificate, type CertificateFiles } from '../../helpers/tls.js';
+
+const run = promisify(execFile);
 
 const handles: ServerHandle[] = [];
 after(async () => {
@@ -129,11 +140,7 @@ describe('--proxy-protocol', () => {
     assert.equal(bodyOf(ok), '192.0.2.1 9');
   });
 
-  it('is refused on the https listener (not supported there yet), and feeds --trust-proxy', async () => {
-    await assert.rejects(
-      serve(app, { https: 0, proxyProtocol: ['https' as 'http'], logFormat: 'off' }),
-      /not supported on the https listener/,
-    );
+  it('feeds --trust-proxy', async () => {
     const handle = await serve(
       defineApp((environ, startResponse) => {
         startResponse('200 OK', [['Content-Type', 'text/plain']]);
@@ -151,5 +158,119 @@ describe('--proxy-protocol', () => {
       Buffer.concat([v1('10.0.0.5', 5000), request]),
     );
     assert.equal(bodyOf(reply), '203.0.113.80');
+  });
+});
+
+describe('--proxy-protocol on the https listener: the header before the TLS handshake', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'ngi-proxy-tls-'));
+  const certs: CertificateFiles = makeCertificate(dir, 'proxied');
+  const ca = readFileSync(certs.cert, 'utf8');
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const protocolApp = defineApp((environ, startResponse) => {
+    startResponse('200 OK', [['Content-Type', 'text/plain']]);
+    return [`${environ.REMOTE_ADDR} ${environ.REMOTE_PORT} ${environ.SERVER_PROTOCOL}`];
+  });
+  async function start(errors = logSink()): Promise<number> {
+    const handle = await serve(protocolApp, {
+      https: 0,
+      cert: certs.cert,
+      key: certs.key,
+      proxyProtocol: ['https'],
+      logFormat: 'off',
+      errors,
+    });
+    handles.push(handle);
+    return handle.https!.port;
+  }
+
+  /**
+   * A TCP connection that starts with `header`, then TLS over it (as HAProxy's `send-proxy`
+   * towards a TLS backend).
+   */
+  async function proxiedTls(port: number, header: Buffer, alpn: string): Promise<TLSSocket> {
+    const tcp = connect(port, '127.0.0.1');
+    tcp.on('error', () => {});
+    await once(tcp, 'connect');
+    // Written out before TLS takes the socket's handle, whose writes would overtake it.
+    await new Promise((resolve) => tcp.write(header, resolve));
+    return tlsConnect({ socket: tcp, servername: 'localhost', ca, ALPNProtocols: [alpn] });
+  }
+
+  /** One HTTP/2 GET over a proxied connection, with Node's http2 client. */
+  async function h2Get(port: number, header: Buffer): Promise<string> {
+    const tls = await proxiedTls(port, header, 'h2');
+    const session = http2Connect(`https://localhost:${port}`, { createConnection: () => tls });
+    try {
+      const stream = session.request({ ':path': '/' });
+      stream.setEncoding('utf8');
+      let body = '';
+      for await (const chunk of stream) body += chunk as string;
+      return body;
+    } finally {
+      session.close();
+    }
+  }
+
+  /** One HTTP/1.1 GET over TLS over a proxied connection, read until the server closes. */
+  async function http1Get(port: number, header: Buffer): Promise<string> {
+    const socket = await proxiedTls(port, header, 'http/1.1');
+    await once(socket, 'secureConnect');
+    return bodyOf(await exchange(socket as unknown as Socket, GET));
+  }
+
+  it('takes the client from the header for HTTP/2 (Node http2 client) and HTTP/1.1 over TLS', async () => {
+    const port = await start();
+    {
+      assert.equal(await h2Get(port, v1('203.0.113.9', 40001)), '203.0.113.9 40001 HTTP/2.0');
+      assert.equal(
+        await http1Get(port, v1('198.51.100.23', 40002)),
+        '198.51.100.23 40002 HTTP/1.1',
+      );
+    }
+    const v6 = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7];
+    const header = v2(
+      new IPv6ProxyAddress(
+        IPv6Address.createFrom(v6),
+        8443,
+        IPv6Address.createWithEmptyAddress(),
+        443,
+      ),
+    );
+    assert.equal(await h2Get(port, header), '2001:db8::7 8443 HTTP/2.0');
+  });
+
+  it('serves curl --haproxy-protocol over h2 and HTTP/1.1 (a listener that refuses headerless connections)', async () => {
+    const port = await start();
+    for (const version of ['--http2', '--http1.1']) {
+      const { stdout } = await run('curl', [
+        '-sS',
+        '--max-time',
+        '20',
+        '--haproxy-protocol',
+        version,
+        '--cacert',
+        certs.cert,
+        `https://localhost:${port}/`,
+      ]);
+      assert.match(
+        stdout,
+        new RegExp(`^127\\.0\\.0\\.1 \\d+ HTTP/${version === '--http2' ? '2\\.0' : '1\\.1'}$`),
+      );
+    }
+  });
+
+  it('closes a TLS connection without a header or with a malformed one, logs it, and keeps serving', async () => {
+    const errors = logSink();
+    const port = await start(errors);
+    const bare = tlsConnect({ port, host: '127.0.0.1', servername: 'localhost', ca });
+    const [error] = await once(bare, 'error');
+    assert.match(String((error as Error).message), /socket disconnected|ECONNRESET/);
+    assert.match(errors.lines.join(''), /did not start with a PROXY header/);
+    const malformed = await proxiedTls(port, Buffer.from('PROXY TCP4 garbage\r\n'), 'h2');
+    malformed.on('error', () => {});
+    await new Promise((resolve) => malformed.once('close', resolve));
+    assert.match(errors.lines.join(''), /malformed PROXY v1 line/);
+    assert.equal(await h2Get(port, v1('192.0.2.44', 4444)), '192.0.2.44 4444 HTTP/2.0');
   });
 });
