@@ -49,7 +49,13 @@ async function start(
     ['serve', module, '--http', '0', '--workers', '0', '--log-format', 'off', ...flags],
     { env },
   );
-  const [, port] = await proc.waitFor(/http listening on 127\.0\.0\.1:(\d+)/);
+  // One that never listens is stopped here: nothing else holds it.
+  const [, port] = await proc
+    .waitFor(/http listening on 127\.0\.0\.1:(\d+)/)
+    .catch((error: unknown) => {
+      proc.kill();
+      throw error;
+    });
   return [proc, Number(port)];
 }
 
@@ -96,12 +102,14 @@ for (const [what, module, paths] of APPS) {
     let light: [CliProcess, number] | undefined;
     let native: [CliProcess, number] | undefined;
     before(async () => {
-      [light, native] = await Promise.all([
-        start(module),
+      // Each kept as soon as it listens, so `after` stops it even if the other failed to start.
+      await Promise.all([
+        start(module).then((started) => (light = started)),
         // The opt-out both ways: the flag for Hono, the variable for the Fetch handler.
-        module.includes('hono')
+        (module.includes('hono')
           ? start(module, ['--native-response'])
-          : start(module, [], { NGI_NATIVE_RESPONSE: '1' }),
+          : start(module, [], { NGI_NATIVE_RESPONSE: '1' })
+        ).then((started) => (native = started)),
       ]);
     });
     after(() => {
