@@ -107,6 +107,20 @@ const groups: Group[] = [
       'hono via ngi (fromHono + toNodeHandler)',
     ],
   },
+  {
+    name: 'hono under ngi serve vs @hono/node-server',
+    goal: 0.95,
+    baseline: 'hono on @hono/node-server',
+    // The second row: the same without the light global Response.
+    candidates: ['hono under ngi serve', 'hono under ngi serve --native-response'],
+  },
+  {
+    name: 'fetch handler under ngi serve vs @hono/node-server and srvx',
+    goal: 0.95,
+    baseline: 'fetch on @hono/node-server',
+    // Goal against srvx: 1.5x (its row's ratio to this baseline shows how far ngi is ahead).
+    candidates: ['fetch under ngi serve', 'fetch on srvx'],
+  },
 ];
 
 const serversFile = fileURLToPath(new URL('./servers.ts', import.meta.url));

@@ -2,12 +2,15 @@
 // 127.0.0.1 (an ephemeral port) and prints `{"port":N}` once ready. The ngi code comes from
 // dist/ (the built package), as users run it.
 import { mkdtempSync, readFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { createServer, type RequestListener } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createSecureServer } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { makeCertificate } from '../test/helpers/tls.js';
 
 const HELLO = 'Hello, World!';
@@ -93,6 +96,40 @@ function servedOverTls(app: () => Promise<import('ngi-gateway').App>): Variant {
       return handle.https!.port;
     },
   });
+}
+
+/**
+ * The `ngi serve` command itself, from the build, as a user runs it (`--workers 0`: one
+ * process, as the baselines): with what the command does for the app's kind (for a Hono or
+ * Fetch app, the light global `Response`) and `serve()` does not. It stops with this process.
+ */
+function cliServed(module: string, ...flags: string[]): Variant {
+  return async () => ({
+    listen: async () => {
+      const bin = fileURLToPath(new URL('../dist/bin/ngi.js', import.meta.url));
+      const child = spawn(
+        process.execPath,
+        [bin, 'serve', module, '--http', '0', '--workers', '0', '--log-format', 'off', ...flags],
+        { stdio: ['ignore', 'ignore', 'pipe'] },
+      );
+      child.stderr!.setEncoding('utf8');
+      let stderr = '';
+      for await (const text of child.stderr!) {
+        stderr += text as string;
+        const listening = /http listening on 127\.0\.0\.1:(\d+)/.exec(stderr);
+        if (listening) {
+          process.once('exit', () => child.kill());
+          return Number(listening[1]);
+        }
+      }
+      await once(child, 'exit');
+      throw new Error(`ngi serve ${module} exited before listening:\n${stderr}`);
+    },
+  });
+}
+
+async function fetchHello(): Promise<{ fetch: (request: Request) => Response }> {
+  return (await import('./apps/fetch-hello.mjs')).default;
 }
 
 const variants: Record<string, Variant> = {
@@ -224,6 +261,29 @@ const variants: Record<string, Variant> = {
     app.all('/*', ngi);
     return getRequestListener(app.fetch);
   },
+  'hono under ngi serve': cliServed('bench/apps/hono-hello.mjs'),
+  'hono under ngi serve --native-response': cliServed(
+    'bench/apps/hono-hello.mjs',
+    '--native-response',
+  ),
+  'fetch on @hono/node-server': async () => {
+    const { getRequestListener } = await import('@hono/node-server');
+    return getRequestListener((await fetchHello()).fetch);
+  },
+  'fetch on srvx': async () => ({
+    listen: async () => {
+      const { serve } = await import('srvx');
+      const server = serve({
+        fetch: (await fetchHello()).fetch,
+        port: 0,
+        hostname: '127.0.0.1',
+        silent: true,
+      });
+      await server.ready();
+      return Number(new URL(server.url!).port);
+    },
+  }),
+  'fetch under ngi serve': cliServed('bench/apps/fetch-hello.mjs'),
   'hono via ngi (fromHono + toNodeHandler)': async () => {
     const { Hono } = await import('hono');
     const { fromHono } = await import('ngi-gateway/hono');
