@@ -148,6 +148,17 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
   if (options.http === undefined && options.uwsgi === undefined && options.https === undefined) {
     throw new TypeError('serve: give an http, https and/or uwsgi listener');
   }
+  if (
+    options.proxyProtocol?.includes('https') &&
+    typeof options.https === 'object' &&
+    'path' in options.https
+  ) {
+    // The TLS connection is matched to its header by the peer's address and port, which a
+    // Unix socket does not have: two connections at once could swap their clients.
+    throw new TypeError(
+      'serve: the PROXY protocol on an https listener needs a TCP port, not a Unix socket',
+    );
+  }
   if (options.https !== undefined && (options.cert === undefined || options.key === undefined)) {
     throw new TypeError('serve: an https listener needs cert and key (PEM file paths)');
   }

@@ -219,6 +219,20 @@ describe('--proxy-protocol on the https listener: the header before the TLS hand
     return bodyOf(await exchange(socket as unknown as Socket, GET));
   }
 
+  it('is refused on an https listener on a Unix socket, which gives no peer to match a header to', async () => {
+    const path = join(dir, 'https.sock');
+    await assert.rejects(
+      serve(protocolApp, {
+        https: { path },
+        cert: certs.cert,
+        key: certs.key,
+        proxyProtocol: ['https'],
+        logFormat: 'off',
+      }),
+      /PROXY protocol on an https listener needs a TCP port, not a Unix socket/,
+    );
+  });
+
   it('takes the client from the header for HTTP/2 (Node http2 client) and HTTP/1.1 over TLS', async () => {
     const port = await start();
     {
