@@ -144,6 +144,13 @@ const FLAGS: Flag[] = [
     help: 'recycle a worker gracefully S seconds after it started serving',
   },
   {
+    name: 'max-worker-lifetime-delta',
+    type: 'string',
+    value: 'S',
+    default: '0',
+    help: "each worker's lifetime is --max-worker-lifetime plus a random 0..S seconds, so workers do not recycle together",
+  },
+  {
     name: 'reload-mode',
     type: 'string',
     value: 'all|rolling',
@@ -335,6 +342,8 @@ export interface Command {
   /** Master-side: lifetime recycling and what reloads. */
   reloading: {
     maxWorkerLifetime: number;
+    /** Whole seconds: each worker's lifetime is drawn from max..max+delta. */
+    maxWorkerLifetimeDelta: number;
     reloadMode: ReloadMode;
     /** `--reload`: watch the app module's folder. */
     watchApp: boolean;
@@ -575,6 +584,7 @@ function commandFrom(settings: Settings, warnings: string[]): Omit<Command, 'die
     },
     reloading: {
       maxWorkerLifetime: number('max-worker-lifetime', 0),
+      maxWorkerLifetimeDelta: integer('max-worker-lifetime-delta', 0),
       reloadMode,
       watchApp,
       touchReload,
@@ -728,6 +738,7 @@ export async function main(argv: string[], context: MainContext): Promise<number
       harakiri: command.serve.harakiri,
       grace: command.serve.grace,
       maxWorkerLifetime: command.reloading.maxWorkerLifetime,
+      maxWorkerLifetimeDelta: command.reloading.maxWorkerLifetimeDelta,
       reloadMode: command.reloading.reloadMode,
       reloadTriggers: reloadTriggers(command, appFile),
     });

@@ -36,6 +36,7 @@ import {
   type WorkerFigures,
 } from './stats.js';
 import { createStatsServer } from './stats-server.js';
+import { jitteredLimit } from './recycling.js';
 import type { ReloadTrigger } from './file-watch.js';
 
 /** Respawned workers that may fail to start in a row (backing off between) before the master stops. */
@@ -54,6 +55,8 @@ export interface MasterOptions {
   grace?: number;
   /** Recycle a worker this many seconds after it became ready (0: never). */
   maxWorkerLifetime?: number;
+  /** Added to `maxWorkerLifetime`: each worker draws its own from max..max+delta seconds. */
+  maxWorkerLifetimeDelta?: number;
   /** `all` (default): every worker at once; `rolling`: one at a time. */
   reloadMode?: ReloadMode;
   /** What else reloads besides SIGHUP (`--reload`, `--touch-reload`). */
@@ -74,6 +77,8 @@ interface Slot {
   fatal: string | undefined;
   /** Its event loop stopped beating: it is killed, not asked to stop. */
   blocked: boolean;
+  /** Its own `--max-worker-lifetime` in seconds, jitter drawn (0: none). */
+  lifetimeSeconds: number;
   /** `--max-worker-lifetime`: recycles it when it fires. */
   lifetime: NodeJS.Timeout | undefined;
 }
@@ -140,6 +145,11 @@ export function runMaster(options: MasterOptions): Promise<number> {
       replacedBy: undefined,
       fatal: undefined,
       blocked: false,
+      // Drawn per worker, so workers started together do not all recycle at the same moment.
+      lifetimeSeconds: jitteredLimit(
+        options.maxWorkerLifetime ?? 0,
+        options.maxWorkerLifetimeDelta ?? 0,
+      ),
       lifetime: undefined,
     };
     if (replaces !== undefined) replaces.replacedBy = slot;
@@ -190,8 +200,8 @@ export function runMaster(options: MasterOptions): Promise<number> {
           else stopSlot(slot.replaces);
           slot.replaces = undefined;
         }
-        if (options.maxWorkerLifetime) {
-          const lifetime = options.maxWorkerLifetime;
+        if (slot.lifetimeSeconds > 0) {
+          const lifetime = slot.lifetimeSeconds;
           slot.lifetime = setTimeout(
             () => recycle(slot, `max-worker-lifetime ${lifetime}s`),
             lifetime * 1000,
@@ -383,6 +393,12 @@ export function runMaster(options: MasterOptions): Promise<number> {
     finish(exitCode);
   };
 
+  /** What the master knows of a worker beside what the worker reports itself. */
+  const ownFigures = (slot: Slot) =>
+    slot.lifetimeSeconds > 0
+      ? { id: slot.worker.id, state: slot.state, maxLifetime: slot.lifetimeSeconds }
+      : { id: slot.worker.id, state: slot.state };
+
   const gatherStats = async (): Promise<StatsDocument> => {
     const live = [...slots].filter((s) => s.state !== 'starting' && !finalized.has(s));
     const figures = await Promise.all(
@@ -394,13 +410,13 @@ export function runMaster(options: MasterOptions): Promise<number> {
               pendingStats.delete(id);
               // Too busy to answer: what it said last keeps the totals from dipping.
               const last = lastFigures.get(slot);
-              resolve(last && { ...last, id: slot.worker.id, state: slot.state });
+              resolve(last && { ...last, ...ownFigures(slot) });
             }, 1000);
             pendingStats.set(id, (f) => {
               clearTimeout(timer);
               pendingStats.delete(id);
               if (slots.has(slot) && !finalized.has(slot)) lastFigures.set(slot, f);
-              resolve({ ...f, id: slot.worker.id, state: slot.state });
+              resolve({ ...f, ...ownFigures(slot) });
             });
             tell(slot, { ngi: 'stats?', id });
           }),

@@ -3,7 +3,9 @@
  * request limit (with a per-worker jitter, so workers started together do not all recycle
  * at the same moment, as gunicorn's max_requests_jitter and uWSGI's max-requests-delta),
  * and when its resident memory passes a ceiling (uWSGI's reload-on-rss). The replacement
- * itself is the master's: a new worker starts and listens, then the old one drains.
+ * itself is the master's: a new worker starts and listens, then the old one drains. The
+ * master draws each worker's lifetime with the same jitter (uWSGI's
+ * max-worker-lifetime-delta).
  */
 import { randomInt } from 'node:crypto';
 
@@ -19,13 +21,14 @@ export interface RecyclingOptions {
 export const RSS_CHECK_MS = 500;
 
 /**
- * This worker's request limit: `max` plus a draw from 0..`delta` (both ends included).
- * 0 stays 0 (no limit): a jitter alone does not turn recycling on.
+ * One worker's own limit (its request count, its lifetime in seconds): `max` plus a whole
+ * draw from 0..`delta` (both ends included), so workers started together do not all reach
+ * it at once. 0 stays 0 (no limit): a jitter alone does not turn recycling on.
  *
  * @example
- * workerRequestLimit(1000, 50); // somewhere in 1000..1050
+ * jitteredLimit(1000, 50); // somewhere in 1000..1050
  */
-export function workerRequestLimit(max: number, delta: number): number {
+export function jitteredLimit(max: number, delta: number): number {
   if (max <= 0) return 0;
   return delta > 0 ? max + randomInt(0, delta + 1) : max;
 }

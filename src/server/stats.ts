@@ -37,6 +37,8 @@ export interface WorkerFigures extends Totals {
   rss: number;
   /** Under a master with `--max-requests`: this worker's own limit (the jitter drawn). */
   maxRequests?: number;
+  /** Under a master with `--max-worker-lifetime`: this worker's own lifetime in seconds (the jitter drawn). */
+  maxLifetime?: number;
 }
 
 /** Counters kept by one serving process; cheap enough to touch on every request. */

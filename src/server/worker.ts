@@ -4,7 +4,7 @@ import cluster from 'node:cluster';
 import { formatError } from '../core/errors.js';
 import type { App } from '../core/types.js';
 import { BEAT_MS, LISTEN_ENV, type MasterMessage, type WorkerMessage } from './ipc.js';
-import { watchRss, workerRequestLimit, type RecyclingOptions } from './recycling.js';
+import { jitteredLimit, watchRss, type RecyclingOptions } from './recycling.js';
 import { serve, type ListenAddress, type ServeOptions, type ServerHandle } from './serve.js';
 
 /** True in a process started by the master. */
@@ -31,7 +31,7 @@ export async function runWorker(
     else then?.();
   };
   let handle: ServerHandle | undefined;
-  const maxRequests = workerRequestLimit(options.maxRequests ?? 0, recycling.maxRequestsDelta ?? 0);
+  const maxRequests = jitteredLimit(options.maxRequests ?? 0, recycling.maxRequestsDelta ?? 0);
   const figures = () =>
     maxRequests > 0 ? { ...handle!.figures(), maxRequests } : handle!.figures();
   let listening = false;

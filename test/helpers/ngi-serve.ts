@@ -12,6 +12,7 @@ export interface Stats {
     inFlight: number;
     rss?: number;
     maxRequests?: number;
+    maxLifetime?: number;
   }>;
   master?: { pid: number; rss: number };
 }

@@ -45,6 +45,7 @@ const FLAGS = [
   'max-requests-delta',
   'reload-on-rss',
   'max-worker-lifetime',
+  'max-worker-lifetime-delta',
   'reload-mode',
   'touch-reload',
   'static-map',

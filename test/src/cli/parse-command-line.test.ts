@@ -78,6 +78,7 @@ describe('parseCommandLine', () => {
       assert.deepEqual(parsed.recycling, { maxRequestsDelta: 0, reloadOnRss: 0 });
       assert.deepEqual(parsed.reloading, {
         maxWorkerLifetime: 0,
+        maxWorkerLifetimeDelta: 0,
         reloadMode: 'all',
         watchApp: false,
         touchReload: [],
@@ -88,11 +89,13 @@ describe('parseCommandLine', () => {
       const parsed = command(
         ...['serve', 'app.js', '--http', '0', '--reload-on-rss', '256', '--max-requests', '1000'],
         ...['--max-requests-delta', '50', '--max-worker-lifetime', '3600'],
+        ...['--max-worker-lifetime-delta', '600'],
         ...['--reload-mode', 'rolling', '--reload', '--touch-reload', 'a.touch'],
       );
       assert.deepEqual(parsed.recycling, { maxRequestsDelta: 50, reloadOnRss: 256 });
       assert.deepEqual(parsed.reloading, {
         maxWorkerLifetime: 3600,
+        maxWorkerLifetimeDelta: 600,
         reloadMode: 'rolling',
         watchApp: true,
         touchReload: [resolve('a.touch')],
@@ -102,12 +105,14 @@ describe('parseCommandLine', () => {
       writeFileSync(
         ini,
         '[uwsgi]\nreload-on-rss = 512\nmax-worker-lifetime = 60\nmax-requests-delta = 7\n' +
+          'max-worker-lifetime-delta = 30\n' +
           'touch-reload = /srv/a\ntouch-reload = /srv/b\n[ngi]\nreload = true\nreload-mode = rolling\n',
       );
       const fromIni = command('serve', 'app.js', '--http', '0', '--config', ini);
       assert.deepEqual(fromIni.recycling, { maxRequestsDelta: 7, reloadOnRss: 512 });
       assert.deepEqual(fromIni.reloading, {
         maxWorkerLifetime: 60,
+        maxWorkerLifetimeDelta: 30,
         reloadMode: 'rolling',
         watchApp: true,
         touchReload: ['/srv/a', '/srv/b'],
@@ -120,13 +125,16 @@ describe('parseCommandLine', () => {
       assert.equal(fromJson.reloading.watchApp, true);
 
       process.env.NGI_MAX_WORKER_LIFETIME = '90';
+      process.env.NGI_MAX_WORKER_LIFETIME_DELTA = '15';
       process.env.NGI_RELOAD_MODE = 'rolling';
       try {
         const fromEnv = command('serve', 'app.js', '--http', '0');
         assert.equal(fromEnv.reloading.maxWorkerLifetime, 90);
+        assert.equal(fromEnv.reloading.maxWorkerLifetimeDelta, 15);
         assert.equal(fromEnv.reloading.reloadMode, 'rolling');
       } finally {
         delete process.env.NGI_MAX_WORKER_LIFETIME;
+        delete process.env.NGI_MAX_WORKER_LIFETIME_DELTA;
         delete process.env.NGI_RELOAD_MODE;
       }
     });
@@ -139,6 +147,10 @@ describe('parseCommandLine', () => {
       mistake(
         ['serve', 'app.js', '--http', '0', '--max-requests-delta', '1.5'],
         /--max-requests-delta expects a whole number/,
+      );
+      mistake(
+        ['serve', 'app.js', '--http', '0', '--max-worker-lifetime-delta', '0.5'],
+        /--max-worker-lifetime-delta expects a whole number/,
       );
       mistake(
         ['serve', 'app.js', '--http', '0', '--reload-mode', 'sometimes'],

@@ -118,6 +118,7 @@ describe('ngi serve with a config file', () => {
     assert.match(out, /^touch-reload = \/srv\/app\/reload ; NGI_TOUCH_RELOAD$/m);
     assert.match(out, /^; max-worker-lifetime = 0 \(off\) \(default\)$/m);
     assert.match(out, /^; max-requests-delta = 0 \(default\)$/m);
+    assert.match(out, /^; max-worker-lifetime-delta = 0 \(default\)$/m);
     assert.match(out, /^; reload-mode = all \(default\)$/m);
     assert.match(out, /^; reload = false \(default\)$/m);
   });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { get, type CliProcess } from '../../helpers/cli-process.js';
 import { allGone, requestPids, startServe, until } from '../../helpers/ngi-serve.js';
-import { workerRequestLimit } from '../../../src/server/recycling.js';
+import { jitteredLimit } from '../../../src/server/recycling.js';
 
 const started: CliProcess[] = [];
 after(() => {
@@ -24,11 +24,11 @@ async function stop(proc: CliProcess, pids: Iterable<number>): Promise<void> {
 describe('recycling workers', () => {
   it('draws each limit from max..max+delta, and leaves 0 (no limit) alone', () => {
     for (let i = 0; i < 200; i++) {
-      const limit = workerRequestLimit(100, 5);
+      const limit = jitteredLimit(100, 5);
       assert.ok(limit >= 100 && limit <= 105, `${limit} within 100..105`);
     }
-    assert.equal(workerRequestLimit(100, 0), 100);
-    assert.equal(workerRequestLimit(0, 50), 0);
+    assert.equal(jitteredLimit(100, 0), 100);
+    assert.equal(jitteredLimit(0, 50), 0);
   });
 
   it('recycles a worker whose memory passes --reload-on-rss, the new one listening first', async () => {
@@ -93,6 +93,54 @@ describe('recycling workers', () => {
     for (const limit of limits) assert.ok(limit >= 1000 && limit <= 1500, `${limit} in range`);
     // Three draws from 501 values: all equal once in 250,000 runs.
     assert.ok(new Set(limits).size > 1, `limits differ: ${limits.join(', ')}`);
+    await stop(
+      proc,
+      workers.map((w) => w.pid),
+    );
+  });
+
+  it('gives each worker its own lifetime within --max-worker-lifetime-delta', async () => {
+    const { proc, figures } = await start(
+      'test/fixtures/ngi-app.mjs',
+      '--workers',
+      '3',
+      '--max-worker-lifetime',
+      '3600',
+      '--max-worker-lifetime-delta',
+      '600',
+    );
+    const workers = await until(async () => {
+      const w = (await figures()).workers;
+      return w.length === 3 ? w : undefined;
+    });
+    const lifetimes = workers.map((w) => w.maxLifetime!);
+    for (const lifetime of lifetimes) {
+      assert.ok(lifetime >= 3600 && lifetime <= 4200, `${lifetime} in 3600..4200`);
+    }
+    // Three draws from 601 values: all equal once in ~360,000 runs.
+    assert.ok(new Set(lifetimes).size > 1, `lifetimes differ: ${lifetimes.join(', ')}`);
+    await stop(
+      proc,
+      workers.map((w) => w.pid),
+    );
+  });
+
+  it('gives every worker exactly --max-worker-lifetime without a delta', async () => {
+    const { proc, figures } = await start(
+      'test/fixtures/ngi-app.mjs',
+      '--workers',
+      '3',
+      '--max-worker-lifetime',
+      '3600',
+    );
+    const workers = await until(async () => {
+      const w = (await figures()).workers;
+      return w.length === 3 ? w : undefined;
+    });
+    assert.deepEqual(
+      workers.map((w) => w.maxLifetime),
+      [3600, 3600, 3600],
+    );
     await stop(
       proc,
       workers.map((w) => w.pid),
