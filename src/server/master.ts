@@ -400,6 +400,8 @@ export function runMaster(options: MasterOptions): Promise<number> {
       : { id: slot.worker.id, state: slot.state };
 
   const gatherStats = async (): Promise<StatsDocument> => {
+    // A worker still starting may not listen for messages yet: it is counted, not asked.
+    const starting = [...slots].filter((s) => s.state === 'starting').length;
     const live = [...slots].filter((s) => s.state !== 'starting' && !finalized.has(s));
     const figures = await Promise.all(
       live.map(
@@ -432,6 +434,7 @@ export function runMaster(options: MasterOptions): Promise<number> {
         ),
         retired,
       ),
+      starting,
       respawns,
       reloads,
       // The master never loads the app: its own footprint is the gateway's alone.

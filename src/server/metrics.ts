@@ -115,6 +115,8 @@ function histogram({ durations }: Totals): Metric {
 
 function workerStates(doc: StatsDocument): Sample[] {
   const byState = new Map<string, number>([
+    // Not among `doc.workers`: a worker still starting gives no figures yet.
+    ['starting', doc.starting ?? 0],
     ['ready', 0],
     ['stopping', 0],
   ]);

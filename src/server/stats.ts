@@ -119,6 +119,11 @@ export interface StatsDocument extends Totals {
   workers: Array<WorkerFigures & Record<string, unknown>>;
   /** Under `ngi serve`'s master: the master's own pid and resident set size in bytes. */
   master?: { pid: number; rss: number };
+  /**
+   * Under a master: workers forked whose app has not finished starting (loading, lifespan
+   * startup). They are not in `workers`: they cannot answer for their figures yet.
+   */
+  starting?: number;
   /** Under a master: workers started again after they died or were found blocked. */
   respawns?: number;
   /** Under a master: reloads (SIGHUP) so far. */

@@ -15,6 +15,8 @@ export interface Stats {
     maxLifetime?: number;
   }>;
   master?: { pid: number; rss: number };
+  /** Under a master: workers whose app has not finished starting (not in `workers`). */
+  starting?: number;
 }
 
 /** A running `ngi serve` with HTTP and stats on free ports. */

@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { get, spawnCli, type CliProcess } from '../../helpers/cli-process.js';
-import { allGone, startServe, until } from '../../helpers/ngi-serve.js';
+import { allGone, startServe, until, type Stats } from '../../helpers/ngi-serve.js';
 
 const APP = 'test/fixtures/lifespan/gated-startup.mjs';
 const started: CliProcess[] = [];
@@ -131,7 +131,7 @@ describe('ngi serve --stats: /metrics, /healthz and /readyz', () => {
     assert.equal(samples.get('ngi_worker_restarts_total'), 0);
   });
 
-  it('is not ready (503) until every worker has finished its lifespan startup, healthy throughout', async () => {
+  it('counts workers still in their lifespan startup as starting, not ready (503) until they finish, healthy throughout', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'ngi-readyz-'));
     dirs.push(dir);
     const gate = join(dir, 'go');
@@ -155,9 +155,23 @@ describe('ngi serve --stats: /metrics, /healthz and /readyz', () => {
     const waiting = await until(() => getUnix(socket, '/readyz'), 200);
     assert.equal(waiting.status, 503);
     assert.equal((await getUnix(socket, '/healthz')).status, 200);
+    const gated = parseMetrics((await getUnix(socket, '/metrics')).body);
+    assert.equal(gated.get('ngi_workers{state="starting"}'), 2);
+    assert.equal(gated.get('ngi_workers{state="ready"}'), 0);
+    const gatedDoc = JSON.parse((await getUnix(socket, '/')).body) as Stats;
+    assert.equal(gatedDoc.starting, 2);
+    assert.deepEqual(gatedDoc.workers, []);
     assert.doesNotMatch(proc.stderr(), /http listening/);
 
     writeFileSync(gate, '');
+    const opened = await until(async () => {
+      const samples = parseMetrics((await getUnix(socket, '/metrics')).body);
+      return samples.get('ngi_workers{state="ready"}') === 2 ? samples : undefined;
+    }, 400);
+    assert.equal(opened.get('ngi_workers{state="starting"}'), 0);
+    const openedDoc = JSON.parse((await getUnix(socket, '/')).body) as Stats;
+    assert.equal(openedDoc.starting, 0);
+    assert.equal(openedDoc.workers.length, 2);
     await proc.waitFor(/http listening on 127\.0\.0\.1:\d+/);
     assert.equal((await getUnix(socket, '/readyz')).status, 200);
     assert.equal((await getUnix(socket, '/healthz')).status, 200);
