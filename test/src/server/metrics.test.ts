@@ -177,6 +177,38 @@ describe('ngi serve --stats: /metrics, /healthz and /readyz', () => {
     assert.equal((await getUnix(socket, '/healthz')).status, 200);
   });
 
+  it('counts a request cut by --harakiri as a 504 without a restart, and a worker killed for a blocked loop as a restart', async () => {
+    const { proc, port, statsPort, figures } = await startServe(
+      'test/fixtures/ngi-app.mjs',
+      '--workers',
+      '1',
+      '--harakiri',
+      '1',
+    );
+    started.push(proc);
+    const [first] = (await figures()).workers;
+    assert.equal((await get(port, '/hang')).status, 504);
+    // The worker that cut a request is replaced gracefully (recycled): that is no restart.
+    await proc.waitFor(new RegExp(`worker ${first!.pid} recycled \\(harakiri\\)`));
+    await allGone([first!.pid]);
+    const cut = await scrapeWhen(statsPort, 'ngi_requests_total{code="504"}', 1);
+    assert.equal(cut.get('ngi_harakiri_total'), 1);
+    assert.equal(cut.get('ngi_request_duration_seconds_count'), 1);
+    assert.equal(cut.get('ngi_worker_restarts_total'), 0);
+
+    // A loop stuck in synchronous code cannot run its own harakiri timer: the master kills
+    // the worker, the client's connection is reset, and no 504 is counted.
+    const [second] = (await figures()).workers;
+    await assert.rejects(get(port, '/block'));
+    await proc.waitFor(new RegExp(`harakiri: worker ${second!.pid} blocked`));
+    await allGone([second!.pid]);
+    const killed = await scrapeWhen(statsPort, 'ngi_worker_restarts_total', 1);
+    assert.equal(killed.get('ngi_harakiri_total'), 1);
+    assert.equal(killed.get('ngi_requests_total{code="504"}'), 1);
+    // The killed request finished nowhere: it is in no status code and not in the histogram.
+    assert.equal(killed.get('ngi_request_duration_seconds_count'), 1);
+  });
+
   it('serves the same endpoints without a master (--workers 0)', async () => {
     const { port, statsPort } = await serveGated('--workers', '0');
     await get(port, '/');
