@@ -169,22 +169,42 @@ describe(
       );
     });
 
-    it('a rolling restart across the hosts (SIGTERM, start again, next) under load loses no request', async (t) => {
+    it('a rolling restart across the hosts (SIGTERM, start again, back in rotation, next) under load loses no request', async (t) => {
       const generation = (await answering('/host', 9)).seen;
       let restarted = false;
+      /** The host whose restarted process nginx has yet to send a request to. */
+      let awaited: { host: string; served: () => void } | undefined;
       const load = runLoad({
         port: nginx.port,
         path: '/host',
         concurrency: CONCURRENCY,
         maxRequests: MAX_REQUESTS,
-        maxMs: 25_000,
+        maxMs: 40_000,
         stop: () => restarted,
+        onOutcome: (outcome) => {
+          if (outcome.kind === 'status' && outcome.body.startsWith(`${awaited?.host} `)) {
+            awaited?.served();
+          }
+        },
       });
+      const loadEnded = load.then(() => {
+        throw new Error('the load ended before every host was back in rotation');
+      });
+      loadEnded.catch(() => {}); // awaited through the race below; unhandled after the loop
       for (let i = 0; i < serves.length; i++) {
         const old = serves[i]!;
         old.child.kill('SIGTERM');
         assert.equal(await old.exited, 0, `host ${i} drains and exits cleanly:\n${old.stderr()}`);
+        // nginx leaves a host that refused a connection out for fail_timeout (counted in
+        // whole seconds), so the restarted host takes requests again only once that is over.
+        // Stopping the next host before then leaves too few in the rotation: wait until
+        // nginx sends the new process a request, as an operator would.
+        const backInRotation = new Promise<void>((served) => {
+          awaited = { host: `h${i}`, served };
+        });
         await startHost(i);
+        await Promise.race([backInRotation, loadEnded]);
+        awaited = undefined;
       }
       restarted = true;
       const run = await load;
