@@ -252,7 +252,7 @@ type ClosesIdle = NetServer & { closeIdleConnections(): void };
 
 /**
  * Makes every `close()` of the listener a drain, whoever calls it: node:cluster closes a
- * worker's listeners itself when the master disconnects it at shutdown. The HTTPS listener
+ * worker's listeners itself when its channel to the master is disconnected. The HTTPS listener
  * uses it too (its HTTP/1.1 connections are node:http's).
  */
 export function drainOnClose(server: ClosesIdle): void {

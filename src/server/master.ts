@@ -376,13 +376,11 @@ export function runMaster(options: MasterOptions): Promise<number> {
     rollQueue = [];
     statsServer?.close();
     statsServer?.closeAllConnections();
-    for (const slot of slots) {
-      if (slot.state === 'ready') {
-        slot.state = 'stopping';
-        slot.worker.disconnect();
-        setTimeout(() => slot.worker.process.kill('SIGKILL'), (grace + 5) * 1000).unref();
-      } else stopSlot(slot);
-    }
+    // Each worker stops itself, as on a reload: it closes its listeners, lets its requests
+    // finish within the grace period, then closes what is left (WebSockets too) and runs its
+    // lifespan shutdown. (cluster's worker.disconnect() would wait for every connection to
+    // end, and one open WebSocket would hold the worker until the SIGKILL at grace + 5 s.)
+    for (const slot of slots) stopSlot(slot);
     if (slots.size === 0) void finishAll();
   };
 

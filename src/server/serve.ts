@@ -229,7 +229,7 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
   };
   const servers: NetServer[] = [];
   // A listener may be closed before close() runs (node:cluster closes a worker's listeners
-  // when its master disconnects it): its 'close' has then been emitted already.
+  // when its channel to the master is disconnected): its 'close' has then been emitted already.
   const closed = new WeakSet<NetServer>();
   const track = (server: NetServer): void => {
     servers.push(server);

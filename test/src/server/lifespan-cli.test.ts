@@ -140,6 +140,35 @@ describe('lifespan under ngi serve', () => {
     assert.deepEqual(lines().sort(), [...old, ...fresh].map((pid) => `onClose ${pid}`).sort());
   });
 
+  it('on SIGTERM a worker holding an open WebSocket still stops gracefully: the socket closes at the end of the grace period, then shutdown runs', async () => {
+    const lines = freshLog('ws');
+    const serve = await start(
+      'test/fixtures/lifespan/ws-hooks.mjs',
+      '--workers',
+      '2',
+      '--grace',
+      '1',
+    );
+    const pids = (await serve.figures()).workers.map((w) => w.pid);
+    const { WebSocket } = await import('ws');
+    const ws = new WebSocket(`ws://127.0.0.1:${serve.port}/ws`);
+    const holder = await new Promise<string>((resolve, reject) => {
+      ws.once('message', (data) => resolve(String(data)));
+      ws.once('error', reject);
+    });
+    const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
+    serve.proc.child.kill('SIGTERM');
+    await closed;
+    assert.equal(await serve.proc.exited, 0);
+    assert.match(
+      serve.proc.stderr(),
+      /closing 1 upgraded connection\(s\) \(WebSocket\) at the end of the 1s grace period/,
+    );
+    // The worker holding the WebSocket ran its shutdown too: it was not killed at grace + 5 s.
+    assert.deepEqual(lines().sort(), pids.map((pid) => `shutdown ${pid}`).sort());
+    assert.ok(pids.includes(Number(holder)));
+  });
+
   it('a Fastify plugin that throws at startup stops ngi serve with its message and a non-zero exit', async () => {
     freshLog('plugin');
     process.env.NGI_TEST_FAIL_PLUGIN = '1';
