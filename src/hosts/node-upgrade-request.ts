@@ -16,6 +16,11 @@ const MAX_MESSAGE = 16 * 1024 * 1024;
 const QUEUE_HIGH = 16;
 const TOKEN = /^[!#$%&'*+\-.^_`|~\dA-Za-z]+$/;
 const INVALID_CHARS = /[\r\n\0]/;
+/**
+ * How long a client has to answer the server's 1001 close at the end of a stop's grace period
+ * before its connection is cut (ws's own bound is 30 s, past the master's SIGKILL).
+ */
+const GOING_AWAY_MS = 1000;
 /** Names the handshake owns: an app setting them would break it. */
 const RESERVED =
   /^(connection|upgrade|keep-alive|transfer-encoding|content-length|sec-websocket-.*)$/i;
@@ -73,7 +78,9 @@ export class NodeUpgradeRequest implements Upgrade {
       upgrade.socket.once('close', failed);
       server.handleUpgrade(req, upgrade.socket, upgrade.head, (ws) => {
         upgrade.socket.off('close', failed);
-        resolve(new NodeWebSocketSession(ws, sink));
+        const session = new NodeWebSocketSession(ws, sink);
+        sessionOf.set(upgrade.socket, session);
+        resolve(session);
       });
     });
   }
@@ -121,6 +128,25 @@ function checkHeaders(headers: Headers): Headers {
     }
   }
   return headers;
+}
+
+/** The WebSocket session each accepted connection carries, for a stop's closing handshake. */
+const sessionOf = new WeakMap<Duplex, NodeWebSocketSession>();
+
+/**
+ * Ends the WebSocket session `socket` carries, if any, as a server that is stopping: a close
+ * frame with 1001 Going Away, then the connection is cut if the client has not answered within
+ * a second. Returns false for a connection with no open session (a raw upgrade, a user's own
+ * `ws` server): the caller cuts it.
+ *
+ * @example
+ * if (!goAway(socket)) socket.destroy();
+ */
+export function goAway(socket: Duplex): boolean {
+  const session = sessionOf.get(socket);
+  if (session === undefined || !session.goAway()) return false;
+  setTimeout(() => socket.destroy(), GOING_AWAY_MS).unref();
+  return true;
 }
 
 /** What the app asked for at accept, per request, until ws writes the handshake. */
@@ -210,6 +236,14 @@ class NodeWebSocketSession implements WebSocketSession {
     }
     this.#closing = true;
     this.#ws.close(code, reason);
+  }
+
+  /** The server stops: 1001 Going Away, which the app did not choose (so no client-gone signal). */
+  goAway(): boolean {
+    if (this.#ws.readyState !== OPEN) return false;
+    this.#closing = true;
+    this.#ws.close(1001, 'Going Away');
+    return true;
   }
 
   [Symbol.asyncIterator](): AsyncIterator<WebSocketMessage> {

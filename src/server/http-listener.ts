@@ -4,6 +4,7 @@ import type { Duplex } from 'node:stream';
 import type { ListenerOptions } from './listener.js';
 import { createNodeExchange, type NodeSink } from '../hosts/node.js';
 import { createNodeUpgradeExchange, refuseUpgrade } from '../hosts/node-upgrade.js';
+import { goAway } from '../hosts/node-upgrade-request.js';
 import { RequestError } from '../core/errors.js';
 import type { App } from '../core/types.js';
 
@@ -163,18 +164,24 @@ export function lastOnTheirConnections(server: NetServer): void {
 function ignore(): void {}
 
 /**
- * Cuts every upgraded connection (WebSockets, ...) still open: what a stop does once its
- * grace period is over. Returns how many there were.
+ * Closes every upgraded connection still open: what a stop does once its grace period is
+ * over. A WebSocket the app accepted through `ngi.upgrade` gets a 1001 Going Away close (and a
+ * second to answer it); any other (a raw upgrade) is cut. Returns how many there were.
  *
  * @example
- * const cut = closeUpgradedConnections(server);
+ * const closed = closeUpgradedConnections(server);
  */
 export function closeUpgradedConnections(server: NetServer): number {
   const upgraded = upgradedOf.get(server);
   if (upgraded === undefined) return 0;
   const count = upgraded.size;
-  for (const socket of upgraded) socket.destroy();
+  for (const socket of upgraded) if (!goAway(socket)) socket.destroy();
   return count;
+}
+
+/** True if `socket` is an upgraded connection of `server` (closed by `closeUpgradedConnections`). */
+export function isUpgradedConnection(server: NetServer, socket: Duplex): boolean {
+  return upgradedOf.get(server)?.has(socket) ?? false;
 }
 
 /** How many upgraded connections are open on `server` (they count as requests in flight). */

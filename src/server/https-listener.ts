@@ -12,6 +12,7 @@ import type { App } from '../core/types.js';
 import {
   drainOnClose,
   http1Listener,
+  isUpgradedConnection,
   lastOnTheirConnections,
   upgradeListener,
   type HttpServerOptions,
@@ -128,5 +129,8 @@ export function drainHttpsServer(server: Http2SecureServer): void {
 export function closeHttpsConnections(server: Http2SecureServer): void {
   const connections = connectionsOf.get(server);
   for (const session of connections?.sessions ?? []) session.destroy();
-  for (const socket of connections?.sockets ?? []) socket.destroy();
+  for (const socket of connections?.sockets ?? []) {
+    // An upgraded one is closeUpgradedConnections' to end (a WebSocket's 1001 takes a moment).
+    if (!isUpgradedConnection(server, socket)) socket.destroy();
+  }
 }

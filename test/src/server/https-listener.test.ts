@@ -398,7 +398,7 @@ describe('WebSockets over TLS (wss://) on the HTTPS listener', () => {
     await closed;
   });
 
-  it('a wss:// connection still open at the end of the grace period is closed, and the log says so', async () => {
+  it('a wss:// connection still open at the end of the grace period is closed with 1001 Going Away, and the log says so', async () => {
     const lines: string[] = [];
     const handle = await serve(wssEcho, {
       https: 0,
@@ -410,7 +410,7 @@ describe('WebSockets over TLS (wss://) on the HTTPS listener', () => {
     const held = await openWs(`wss://localhost:${handle.https!.port}/`, { ca: readCert() });
     assert.equal(await held.message(0), 'hello on https');
     await handle.close(1);
-    assert.equal(await held.closed, 1006);
+    assert.equal(await held.closed, 1001);
     assert.match(lines.join(''), /closing 1 upgraded connection\(s\) \(WebSocket\)/);
   });
 });

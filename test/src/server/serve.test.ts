@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { after, describe, it } from 'node:test';
+import { WebSocket } from 'ws';
 import { defineApp } from '../../../src/core/define-app.js';
+import type { WebSocketClose } from '../../../src/core/types.js';
 import {
   serve,
   parseListen,
@@ -225,6 +227,62 @@ describe('serve()', () => {
     await arrived;
     await handle.close(0.1);
     await assert.rejects(slow, /socket hang up|ECONNRESET/);
+  });
+});
+
+describe('serve(): WebSockets at the end of the grace period', () => {
+  /** Told how the app saw its session end. */
+  let sessionEnded: (close: WebSocketClose) => void = () => {};
+  const chat = defineApp(async (environ, startResponse) => {
+    const upgrade = environ['ngi.upgrade'];
+    if (upgrade === undefined) {
+      startResponse('426 Upgrade Required', [['Content-Type', 'text/plain']]);
+      return ['websocket only'];
+    }
+    const session = await upgrade.acceptWebSocket();
+    await session.send('hello');
+    for await (const message of session) await session.send(`echo ${String(message)}`);
+    sessionEnded(await session.closed);
+    return [];
+  });
+
+  async function startChat(): Promise<ServerHandle> {
+    const handle = await serve(chat, { http: 0, logFormat: 'off', errors: quiet });
+    handles.push(handle);
+    return handle;
+  }
+
+  it("a WebSocket the app accepted is closed with 1001 Going Away, and the app's session ends with it", async () => {
+    const appSaw = new Promise<WebSocketClose>((resolve) => (sessionEnded = resolve));
+    const handle = await startChat();
+    const ws = new WebSocket(`ws://127.0.0.1:${handle.http!.port}/`);
+    await new Promise((resolve) => ws.once('message', resolve));
+    const closed = new Promise<[number, string]>((resolve) =>
+      ws.once('close', (code, reason) => resolve([code, String(reason)])),
+    );
+    await handle.close(0.1);
+    assert.deepEqual(await closed, [1001, 'Going Away']);
+    assert.deepEqual(await appSaw, { code: 1001, reason: 'Going Away' });
+  });
+
+  it('a client that never answers the 1001 close frame is cut a moment later: close() still ends', async () => {
+    const handle = await startChat();
+    const socket = connect(handle.http!.port, '127.0.0.1');
+    socket.write(
+      'GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
+        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n',
+    );
+    let received = Buffer.alloc(0);
+    socket.on('data', (chunk: Buffer) => (received = Buffer.concat([received, chunk])));
+    const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    // The handshake and the app's first message, then the stop.
+    while (!received.includes('hello')) await new Promise((r) => socket.once('data', r));
+    await handle.close(0.1);
+    await ended;
+    // The last frame the server sent: a close (opcode 8) with code 1001 and its reason.
+    const close = received.subarray(received.lastIndexOf(0x88));
+    assert.equal(close.readUInt16BE(2), 1001);
+    assert.equal(close.subarray(4).toString(), 'Going Away');
   });
 });
 
