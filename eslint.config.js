@@ -102,6 +102,29 @@ export default tseslint.config(
   { files: ['src/testing/**'], rules: rules(['cli'], [ADAPTERS, BIN]) },
   { files: ['src/cli/**', 'src/index.ts'], rules: rules(['testing'], [ADAPTERS, BIN]) },
   {
+    // The master only forks and supervises (its RSS is the gateway's alone): the serving code,
+    // TLS and undici's fetch are for the processes that serve (a worker, --workers 0), which
+    // load them with import(). Types are free.
+    files: ['src/cli/main.ts', 'src/server/master.ts', 'src/server/load-app.ts', 'bin/*.ts'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': [
+        'error',
+        {
+          paths: [
+            { name: 'node:tls', allowTypeImports: true, message: 'import() it where TLS is used' },
+          ],
+          patterns: [
+            {
+              regex: '/(serve|worker|stats-server|[a-z]*-listener|light-response)\\.js$',
+              allowTypeImports: true,
+              message: 'the master does not load the serving code: import() it where it serves',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['adapters/**'],
     rules: {
       'no-restricted-imports': [

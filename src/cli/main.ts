@@ -12,12 +12,11 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, resolve } from 'node:path';
-import { createSecureContext } from 'node:tls';
 import { parseArgs } from 'node:util';
 import { runMaster, type ReloadMode } from '../server/master.js';
 import { watchFolder, watchTouched, type ReloadTrigger } from '../server/file-watch.js';
 import type { RecyclingOptions } from '../server/recycling.js';
-import { isWorker, runWorker } from '../server/worker.js';
+import { isWorker } from '../server/ipc.js';
 import type { LogFormat } from '../server/access-log.js';
 import {
   KINDS,
@@ -30,13 +29,10 @@ import { resolveAppModule } from '../server/app-module.js';
 import { closestName } from './closest-name.js';
 import { ConfigError } from './config-file.js';
 import { mergeSettings, type MergedSettings, type SettingKey, type Settings } from './settings.js';
-import {
-  formatListen,
-  parseListen,
-  serve,
-  type ListenAddress,
-  type ServeOptions,
-} from '../server/serve.js';
+import { formatListen, parseListen, type ListenAddress } from '../server/listen-address.js';
+// Types only: the serving code is loaded by the processes that serve (a worker, --workers 0),
+// never by the master.
+import type { ServeOptions } from '../server/serve.js';
 import { claimUnixSocket, parseSocketMode } from '../server/unix-socket.js';
 import { compileTrust } from '../middleware/trusted-proxy.js';
 
@@ -695,6 +691,7 @@ export async function main(argv: string[], context: MainContext): Promise<number
   }
   const { specifier, kind } = command;
   if (isWorker()) {
+    const { runWorker } = await import('../server/worker.js');
     await runWorker(
       () =>
         loadApp(specifier, {
@@ -713,7 +710,7 @@ export async function main(argv: string[], context: MainContext): Promise<number
     // Before any worker starts: a missing module is one clear line, not one per worker.
     const appFile = resolveAppModule(splitSpecifier(specifier).path);
     if (command.workers === 0) return await serveHere(command, context);
-    if (command.https !== undefined) checkCertificates(command.serve);
+    if (command.https !== undefined) await checkCertificates(command.serve);
     const [http, uwsgi, https] = [
       await resolvePort(command.http),
       await resolvePort(command.uwsgi),
@@ -761,7 +758,7 @@ function reloadTriggers(command: Command, appFile: string): ReloadTrigger[] {
  * The certificate and key must be readable and match before any worker starts: a mistake is
  * one line from the master, not a worker failing to start.
  */
-function checkCertificates(options: ServeOptions): void {
+async function checkCertificates(options: ServeOptions): Promise<void> {
   for (const [what, path] of [
     ['certificate', options.cert],
     ['key', options.key],
@@ -772,6 +769,8 @@ function checkCertificates(options: ServeOptions): void {
       throw new Error(`cannot read the TLS ${what} ${path}: ${(error as Error).message}`);
     }
   }
+  // node:tls only when there is TLS to check: the master of a plain HTTP server never loads it.
+  const { createSecureContext } = await import('node:tls');
   try {
     createSecureContext({ cert: readFileSync(options.cert!), key: readFileSync(options.key!) });
   } catch (error) {
@@ -814,6 +813,7 @@ async function serveHere(command: Command, context: MainContext): Promise<number
     adapters: context.adapters,
     lightResponse: !command.nativeResponse,
   });
+  const { serve } = await import('../server/serve.js');
   const handle = await serve(app, { ...command.serve, stats: command.stats });
   const line = (what: string, a: ListenAddress | undefined) => {
     if (a)

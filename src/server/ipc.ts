@@ -1,3 +1,4 @@
+import cluster from 'node:cluster';
 import type { WorkerFigures } from './stats.js';
 
 /** Messages between the master and its workers (all tagged `ngi`). */
@@ -13,6 +14,11 @@ export type MasterMessage = { ngi: 'stop' } | { ngi: 'stats?'; id: number } | { 
 
 /** The env var carrying the listeners, resolved by the master, to its workers. */
 export const LISTEN_ENV = 'NGI_WORKER_LISTEN';
+
+/** True in a process started by the master. */
+export function isWorker(): boolean {
+  return cluster.isWorker && process.env[LISTEN_ENV] !== undefined;
+}
 
 /**
  * How often a worker tells the master its event loop still turns. The master's harakiri

@@ -2,7 +2,6 @@ import { isNgiApp } from '../core/define-app.js';
 import { NgiError } from '../core/errors.js';
 import { withLifespan, type Lifespan } from '../core/lifespan.js';
 import type { App } from '../core/types.js';
-import { installLightResponse } from '../guests/light-response.js';
 import { loadAppModule, resolveAppModule } from './app-module.js';
 
 /** What a module may export, as `--kind` names it. */
@@ -166,6 +165,9 @@ export async function loadApp(specifier: string, options: LoadAppOptions): Promi
     );
   }
   if (options.lightResponse === true && (kind === 'hono' || kind === 'fetch')) {
+    // Loaded here, not up front: it reads the global Response, which loads undici's fetch
+    // (about 10 MiB), and neither the master nor an Express app needs it.
+    const { installLightResponse } = await import('../guests/light-response.js');
     installLightResponse();
   }
   const adapted = await adapt(app, kind, options.adapters);

@@ -27,7 +27,7 @@ import cluster, { type Worker } from 'node:cluster';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { BEAT_MS, LISTEN_ENV, type MasterMessage, type WorkerMessage } from './ipc.js';
-import { formatListen as format, type ListenAddress } from './serve.js';
+import { formatListen as format, type ListenAddress } from './listen-address.js';
 import {
   addTotals,
   emptyTotals,
@@ -35,7 +35,6 @@ import {
   type StatsDocument,
   type WorkerFigures,
 } from './stats.js';
-import { createStatsServer } from './stats-server.js';
 import { jitteredLimit } from './recycling.js';
 import type { ReloadTrigger } from './file-watch.js';
 
@@ -458,26 +457,33 @@ export function runMaster(options: MasterOptions): Promise<number> {
   }
 
   if (options.stats !== undefined) {
-    // Ready once every worker first started, while one serves (not while all are respawning).
-    const ready = () => announced && !shuttingDown && countReady() > 0;
-    statsServer = createStatsServer({ document: gatherStats, ready });
-    statsServer.once('error', (error) => {
-      process.stderr.write(
-        `ngi: cannot listen for stats on ${format(options.stats!)}: ${error.message}\n`,
-      );
-      exitCode = 1;
-      shutdown();
+    const stats = options.stats;
+    // Loaded only with --stats: the stats listener is an NGI app on ngi's HTTP listener, whose
+    // code a master without it never needs.
+    void import('./stats-server.js').then(({ createStatsServer }) => {
+      // Stopped while it loaded: shutdown() found no worker and finished already.
+      if (shuttingDown) return;
+      // Ready once every worker first started, while one serves (not while all are respawning).
+      const ready = () => announced && !shuttingDown && countReady() > 0;
+      statsServer = createStatsServer({ document: gatherStats, ready });
+      statsServer.once('error', (error) => {
+        process.stderr.write(
+          `ngi: cannot listen for stats on ${format(stats)}: ${error.message}\n`,
+        );
+        exitCode = 1;
+        shutdown();
+      });
+      const listening = () => {
+        const info = statsServer!.address() as AddressInfo | string;
+        statsAddress =
+          typeof info === 'string'
+            ? { host: '', port: 0, path: info }
+            : { host: info.address, port: info.port };
+        startWorkers();
+      };
+      if (stats.path !== undefined) statsServer.listen(stats.path, listening);
+      else statsServer.listen(stats.port, stats.host, listening);
     });
-    const listening = () => {
-      const info = statsServer!.address() as AddressInfo | string;
-      statsAddress =
-        typeof info === 'string'
-          ? { host: '', port: 0, path: info }
-          : { host: info.address, port: info.port };
-      startWorkers();
-    };
-    if (options.stats.path !== undefined) statsServer.listen(options.stats.path, listening);
-    else statsServer.listen(options.stats.port, options.stats.host, listening);
   } else startWorkers();
   return done;
 }

@@ -1,16 +1,10 @@
 // A worker process of `ngi serve`: loads the app, serves it on the master's listeners, and
 // stops when its master says so (or is gone).
-import cluster from 'node:cluster';
 import { formatError } from '../core/errors.js';
 import type { App } from '../core/types.js';
 import { BEAT_MS, LISTEN_ENV, type MasterMessage, type WorkerMessage } from './ipc.js';
 import { jitteredLimit, watchRss, type RecyclingOptions } from './recycling.js';
 import { serve, type ListenAddress, type ServeOptions, type ServerHandle } from './serve.js';
-
-/** True in a process started by the master. */
-export function isWorker(): boolean {
-  return cluster.isWorker && process.env[LISTEN_ENV] !== undefined;
-}
 
 /**
  * Worker side: loads the app, serves it on the master's listeners, reports to the master,
