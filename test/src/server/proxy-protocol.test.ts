@@ -4,6 +4,7 @@ import { once } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { connect as http2Connect } from 'node:http2';
 import { connect, type Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -218,6 +219,51 @@ describe('--proxy-protocol on the https listener: the header before the TLS hand
     await once(socket, 'secureConnect');
     return bodyOf(await exchange(socket as unknown as Socket, GET));
   }
+
+  /**
+   * TLS over a connection whose first TCP write carries `header` and the ClientHello together
+   * (one segment on loopback), as a proxy that buffers its output sends them.
+   */
+  async function headerWithClientHello(port: number, header: Buffer): Promise<TLSSocket> {
+    const tcp = connect(port, '127.0.0.1');
+    tcp.setNoDelay(true);
+    tcp.on('error', () => {});
+    await once(tcp, 'connect');
+    let first = true;
+    const carrier = new Duplex({
+      write(chunk: Buffer, _encoding, done) {
+        tcp.write(first ? Buffer.concat([header, chunk]) : chunk, done);
+        first = false;
+      },
+      read() {},
+      final(done) {
+        tcp.end();
+        done();
+      },
+    });
+    tcp.on('data', (chunk) => carrier.push(chunk));
+    tcp.on('end', () => carrier.push(null));
+    tcp.on('close', () => carrier.destroy());
+    return tlsConnect({
+      socket: carrier,
+      servername: 'localhost',
+      ca,
+      ALPNProtocols: ['http/1.1'],
+    });
+  }
+
+  // A server that loses the ClientHello never answers: bounded, so that fails instead of hangs.
+  it(
+    'reads the header and the ClientHello that follows it from one read',
+    { timeout: 10_000 },
+    async () => {
+      const port = await start();
+      const socket = await headerWithClientHello(port, v1('203.0.113.77', 47001));
+      await once(socket, 'secureConnect');
+      const reply = await exchange(socket as unknown as Socket, GET);
+      assert.equal(bodyOf(reply), '203.0.113.77 47001 HTTP/1.1');
+    },
+  );
 
   it('is refused on an https listener on a Unix socket, which gives no peer to match a header to', async () => {
     const path = join(dir, 'https.sock');

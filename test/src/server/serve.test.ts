@@ -5,12 +5,7 @@ import { after, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
 import { defineApp } from '../../../src/core/define-app.js';
 import type { WebSocketClose } from '../../../src/core/types.js';
-import {
-  serve,
-  parseListen,
-  type ServeOptions,
-  type ServerHandle,
-} from '../../../src/server/serve.js';
+import { serve, type ServeOptions, type ServerHandle } from '../../../src/server/serve.js';
 import { encodeUwsgiPacket } from '../../../src/protocol/uwsgi-packet.js';
 import { parseHttpResponse, sendRaw } from '../../helpers/uwsgi-client.js';
 
@@ -283,21 +278,5 @@ describe('serve(): WebSockets at the end of the grace period', () => {
     const close = received.subarray(received.lastIndexOf(0x88));
     assert.equal(close.readUInt16BE(2), 1001);
     assert.equal(close.subarray(4).toString(), 'Going Away');
-  });
-});
-
-describe('parseListen', () => {
-  it('reads [host:]port with 127.0.0.1 as the default host', () => {
-    assert.deepEqual(parseListen('8080'), { host: '127.0.0.1', port: 8080 });
-    assert.deepEqual(parseListen(':8080'), { host: '127.0.0.1', port: 8080 });
-    assert.deepEqual(parseListen('0.0.0.0:80'), { host: '0.0.0.0', port: 80 });
-    assert.deepEqual(parseListen('[::1]:3031'), { host: '::1', port: 3031 });
-    for (const bad of ['', 'localhost', 'a:b', '1.2.3.4:']) {
-      assert.throws(() => parseListen(bad), /is not \[host:\]port/);
-    }
-    assert.throws(
-      () => parseListen('127.0.0.1:99999'),
-      /port 99999 is out of range \(0 to 65535\)/,
-    );
   });
 });
