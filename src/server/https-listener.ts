@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import {
+  constants as h2,
   createSecureServer,
   type Http2SecureServer,
   type Http2ServerRequest,
@@ -74,6 +75,7 @@ export function createHttpsServer(app: App, options: HttpsServerOptions): Http2S
   server.on('upgrade', upgradeListener(server, app, options));
   const base = { errors: options.errors, multiprocess: options.multiprocess };
   const onExchange = options.onExchange;
+  const idleMs = (options.socketTimeout ?? 30) * 1000;
   server.on(
     'request',
     (
@@ -85,6 +87,7 @@ export function createHttpsServer(app: App, options: HttpsServerOptions): Http2S
         return;
       }
       const h2res = res as Http2ServerResponse;
+      if (idleMs > 0) resetWhenStalled(req as Http2ServerRequest, h2res, idleMs);
       // Announced before it runs: the clock covers the app's synchronous part.
       const exchange = createHttp2Exchange(req as Http2ServerRequest, h2res, base);
       const finished = onExchange?.(exchange);
@@ -102,6 +105,24 @@ export function createHttpsServer(app: App, options: HttpsServerOptions): Http2S
     },
   );
   return server;
+}
+
+/**
+ * `--socket-timeout` for an HTTP/2 stream, as for an HTTP/1.1 connection: a stream on which
+ * nothing moved for `idleMs` while it waits on the peer (a response the client does not take
+ * past its window, a request body that stops coming) is reset with CANCEL; its session and
+ * the other streams on it go on. One that waits on the app is left alone (that is
+ * `--harakiri`'s business). Node's stream timer restarts on every read and every write.
+ */
+function resetWhenStalled(req: Http2ServerRequest, res: Http2ServerResponse, idleMs: number): void {
+  const stream = res.stream;
+  const check = (): void => {
+    const reading = req.listenerCount('data') + req.listenerCount('readable') > 0;
+    if (stream.writableLength > 0 || (!req.complete && reading)) {
+      stream.close(h2.NGHTTP2_CANCEL);
+    } else stream.setTimeout(idleMs, check);
+  };
+  stream.setTimeout(idleMs, check);
 }
 
 /**

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { connect as http2Connect, type ClientHttp2Session } from 'node:http2';
+import { connect as http2Connect, constants as http2, type ClientHttp2Session } from 'node:http2';
 import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -259,6 +259,80 @@ describe('HTTPS listener: HTTP/2 and HTTP/1.1 by ALPN', () => {
     handle.reloadCertificates();
     assert.equal(await subject(), 'ngi-renewed');
   });
+});
+
+describe('--socket-timeout on HTTP/2 streams', () => {
+  /** Resolved when the body the app returned is closed (its `finally` ran). */
+  let bodyClosed: () => void = () => {};
+  const stalling = defineApp(async (environ, startResponse) => {
+    if (environ.REQUEST_METHOD === 'POST') for await (const _ of environ['ngi.input']);
+    if (environ.PATH_INFO === '/slow') await new Promise((r) => setTimeout(r, 2500));
+    if (environ.PATH_INFO !== '/big') {
+      startResponse('200 OK', [['Content-Type', 'text/plain']]);
+      return ['done'];
+    }
+    startResponse('200 OK', [['Content-Type', 'application/octet-stream']]);
+    return (function* () {
+      try {
+        // Bounded: far more than the stream and session windows hold, far less than memory.
+        for (let i = 0; i < 4096; i++) yield Buffer.alloc(65536, i);
+      } finally {
+        bodyClosed();
+      }
+    })();
+  });
+
+  async function session(): Promise<ClientHttp2Session> {
+    const port = await start(stalling, { socketTimeout: 1 });
+    const client = http2Connect(`https://localhost:${port}`, { ca: readFileSync(certs.cert) });
+    sessions.push(client);
+    return client;
+  }
+
+  /** How a client stream ended: the RST_STREAM code the server sent, or 0 for a clean end. */
+  const ended = (stream: ReturnType<ClientHttp2Session['request']>) =>
+    new Promise<number>((resolve) => {
+      stream.on('error', () => {});
+      stream.once('close', () => resolve(stream.rstCode ?? 0));
+    });
+
+  const text = async (stream: ReturnType<ClientHttp2Session['request']>): Promise<string> => {
+    stream.setEncoding('utf8');
+    let body = '';
+    for await (const chunk of stream) body += chunk as string;
+    return body;
+  };
+
+  it(
+    'resets a stream whose response the client stops taking, and closes the body',
+    { timeout: 20_000 },
+    async () => {
+      const client = await session();
+      const closed = new Promise<void>((resolve) => (bodyClosed = resolve));
+      const stream = client.request({ ':path': '/big' });
+      stream.pause(); // and never read: the windows fill, the server's writes wait
+      assert.equal(await ended(stream), http2.NGHTTP2_CANCEL);
+      await closed;
+      // Only the stream: the session serves the next request.
+      assert.equal(await text(client.request({ ':path': '/' })), 'done');
+    },
+  );
+
+  it(
+    'resets a stream whose request body stops coming, and answers a slow app',
+    { timeout: 20_000 },
+    async () => {
+      const client = await session();
+      const stalled = client.request(
+        { ':path': '/upload', ':method': 'POST' },
+        { endStream: false },
+      );
+      stalled.write('half');
+      assert.equal(await ended(stalled), http2.NGHTTP2_CANCEL);
+      // An app that thinks longer than the timeout is not stalled on its peer: it answers.
+      assert.equal(await text(client.request({ ':path': '/slow' })), 'done');
+    },
+  );
 });
 
 describe('frameworks over HTTPS see a secure request over h2 and HTTP/1.1', () => {
