@@ -80,6 +80,8 @@ interface Slot {
   lifetimeSeconds: number;
   /** `--max-worker-lifetime`: recycles it when it fires. */
   lifetime: NodeJS.Timeout | undefined;
+  /** Still starting when a reload came: it may hold the old code, so it is replaced once ready. */
+  stale: boolean;
 }
 
 /**
@@ -150,6 +152,7 @@ export function runMaster(options: MasterOptions): Promise<number> {
         options.maxWorkerLifetimeDelta ?? 0,
       ),
       lifetime: undefined,
+      stale: false,
     };
     if (replaces !== undefined) replaces.replacedBy = slot;
     slots.add(slot);
@@ -210,6 +213,7 @@ export function runMaster(options: MasterOptions): Promise<number> {
         if (slot === rolling) rollNext();
         if (shuttingDown) stopSlot(slot);
         else if (!announced && countReady() >= options.workers) announce();
+        if (slot.stale && !shuttingDown) replaceStale(slot);
         return;
       case 'fatal':
         slot.fatal = message.message;
@@ -332,9 +336,27 @@ export function runMaster(options: MasterOptions): Promise<number> {
     else setTimeout(kill, 1000).unref();
   };
 
+  /** A worker that was starting when a reload came, now ready: its turn to be replaced. */
+  const replaceStale = (slot: Slot): void => {
+    slot.stale = false;
+    if (slot.replacedBy !== undefined) return;
+    log(`reload: worker ${slot.pid} was starting at the reload; replacing it`);
+    if (options.reloadMode !== 'rolling') fork(slot);
+    else {
+      rollQueue.push(slot);
+      if (rolling === undefined) rollNext();
+    }
+  };
+
   const reload = (why?: string): void => {
     if (shuttingDown) return;
     reloads++;
+    // A worker still starting may have loaded the code this reload replaces (the app module
+    // is read before its startup runs): it is replaced once ready. (The one a rolling reload
+    // is starting goes last in the new round below.)
+    for (const slot of slots) {
+      if (slot.state === 'starting' && slot !== rolling) slot.stale = true;
+    }
     const current = [...slots].filter((s) => s.state === 'ready' && s.replacedBy === undefined);
     const cause = typeof why === 'string' ? ` (${why})` : '';
     if (options.reloadMode === 'rolling') {

@@ -169,6 +169,51 @@ describe('lifespan under ngi serve', () => {
     assert.ok(pids.includes(Number(holder)));
   });
 
+  for (const mode of ['all', 'rolling']) {
+    it(`a SIGHUP while the workers are still in their startup replaces them once ready (--reload-mode ${mode}): the new code serves`, async () => {
+      const lines = freshLog(`stale-${mode}`);
+      const versionFile = join(dir, `version-${mode}`);
+      const gate = join(dir, `stale-gate-${mode}`);
+      writeFileSync(versionFile, 'v1');
+      process.env.NGI_TEST_VERSION_FILE = versionFile;
+      process.env.NGI_TEST_STARTUP_GATE = gate;
+      try {
+        const proc = spawnCli([
+          'serve',
+          'test/fixtures/lifespan/gated-startup.mjs',
+          '--http',
+          '0',
+          '--workers',
+          '2',
+          '--reload-mode',
+          mode,
+          '--log-format',
+          'off',
+        ]);
+        running.push(proc);
+        const loaded = (version: string) =>
+          lines()
+            .filter((line) => line.startsWith('loaded ') && line.endsWith(` ${version}`))
+            .map((line) => Number(line.split(' ')[1]));
+        // Both workers hold v1 and wait in their startup when the new code is deployed.
+        const old = await until(async () => (loaded('v1').length === 2 ? loaded('v1') : undefined));
+        writeFileSync(versionFile, 'v2');
+        proc.child.kill('SIGHUP');
+        await proc.waitFor(/reload: (starting|replacing) 0 /);
+        writeFileSync(gate, '');
+        const [, port] = await proc.waitFor(/http listening on 127\.0\.0\.1:(\d+)/);
+        await allGone(old);
+        assert.equal(loaded('v2').length, 2);
+        for (let i = 0; i < 10; i++) assert.equal((await get(Number(port), '/version')).body, 'v2');
+        proc.child.kill('SIGTERM');
+        assert.equal(await proc.exited, 0);
+      } finally {
+        delete process.env.NGI_TEST_VERSION_FILE;
+        delete process.env.NGI_TEST_STARTUP_GATE;
+      }
+    });
+  }
+
   it('a Fastify plugin that throws at startup stops ngi serve with its message and a non-zero exit', async () => {
     freshLog('plugin');
     process.env.NGI_TEST_FAIL_PLUGIN = '1';
