@@ -111,6 +111,7 @@ export function runMaster(options: MasterOptions): Promise<number> {
   let failedStarts = 0;
   let respawns = 0;
   let reloads = 0;
+  const recycles: Record<string, number> = {};
   let respawnTimer: NodeJS.Timeout | undefined;
   let watchdog: NodeJS.Timeout | undefined;
   let statsServer: HttpServer | undefined;
@@ -240,6 +241,9 @@ export function runMaster(options: MasterOptions): Promise<number> {
   const recycle = (slot: Slot, reason: string): void => {
     if (shuttingDown || slot.state !== 'ready' || slot.replacedBy !== undefined) return;
     log(`worker ${slot.pid} recycled (${reason})`);
+    // `max-requests 1000`, `reload-on-rss 260 MiB > 256 MiB`: the first word is the reason.
+    const kind = reason.split(' ', 1)[0]!;
+    recycles[kind] = (recycles[kind] ?? 0) + 1;
     fork(slot);
   };
 
@@ -456,6 +460,7 @@ export function runMaster(options: MasterOptions): Promise<number> {
       starting,
       respawns,
       reloads,
+      recycles: { ...recycles },
       // The master never loads the app: its own footprint is the gateway's alone.
       master: { pid: process.pid, rss: process.memoryUsage.rss() },
     } as StatsDocument;

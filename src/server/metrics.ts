@@ -4,7 +4,7 @@
  * hands them to prom-client, which sums them and writes the exposition.
  */
 import { AggregatorRegistry } from 'prom-client';
-import { DURATION_BUCKETS, type StatsDocument, type Totals } from './stats.js';
+import { DURATION_BUCKETS, RECYCLE_REASONS, type StatsDocument, type Totals } from './stats.js';
 
 /** One sample: what `registry.getMetricsAsJSON()` yields, and `aggregate()` takes. */
 interface Sample {
@@ -76,6 +76,14 @@ export async function metricsText(doc: StatsDocument): Promise<string> {
       counter('ngi_reloads_total', 'Graceful reloads (SIGHUP).', [
         { labels: {}, value: doc.reloads ?? 0 },
       ]),
+      counter(
+        'ngi_worker_recycles_total',
+        'Workers replaced gracefully on their own account (a reload is ngi_reloads_total), by reason.',
+        RECYCLE_REASONS.map((reason) => ({
+          labels: { reason },
+          value: doc.recycles?.[reason] ?? 0,
+        })),
+      ),
     );
   }
   return AggregatorRegistry.aggregate([metrics]).metrics();

@@ -128,7 +128,21 @@ export interface StatsDocument extends Totals {
   respawns?: number;
   /** Under a master: reloads (SIGHUP) so far. */
   reloads?: number;
+  /**
+   * Under a master: workers replaced gracefully on their own account, by reason
+   * (`max-requests`, `reload-on-rss`, `max-worker-lifetime`, `harakiri`, `uncaught-exception`).
+   */
+  recycles?: Record<string, number>;
 }
+
+/** Why a worker is recycled, as `ngi_worker_recycles_total` labels it (each shown from 0). */
+export const RECYCLE_REASONS = [
+  'max-requests',
+  'reload-on-rss',
+  'max-worker-lifetime',
+  'harakiri',
+  'uncaught-exception',
+] as const;
 
 /** Sums worker figures (live ones and, for `retired`, those of workers already gone). */
 export function statsDocument(

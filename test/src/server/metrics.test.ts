@@ -81,6 +81,10 @@ describe('ngi serve --stats: /metrics, /healthz and /readyz', () => {
     assert.equal(samples.get('ngi_requests_in_flight'), 0);
     assert.equal(samples.get('ngi_harakiri_total'), 0);
     assert.equal(samples.get('ngi_workers{state="ready"}'), 2);
+    // Every reason a worker is recycled for is there from the start, at 0.
+    for (const reason of ['max-requests', 'reload-on-rss', 'max-worker-lifetime', 'harakiri']) {
+      assert.equal(samples.get(`ngi_worker_recycles_total{reason="${reason}"}`), 0, reason);
+    }
     const rss = [...samples].filter(([name]) =>
       name.startsWith('ngi_worker_resident_memory_bytes{'),
     );
@@ -195,6 +199,7 @@ describe('ngi serve --stats: /metrics, /healthz and /readyz', () => {
     assert.equal(cut.get('ngi_harakiri_total'), 1);
     assert.equal(cut.get('ngi_request_duration_seconds_count'), 1);
     assert.equal(cut.get('ngi_worker_restarts_total'), 0);
+    assert.equal(cut.get('ngi_worker_recycles_total{reason="harakiri"}'), 1);
 
     // A loop stuck in synchronous code cannot run its own harakiri timer: the master kills
     // the worker, the client's connection is reset, and no 504 is counted.
@@ -207,6 +212,29 @@ describe('ngi serve --stats: /metrics, /healthz and /readyz', () => {
     assert.equal(killed.get('ngi_requests_total{code="504"}'), 1);
     // The killed request finished nowhere: it is in no status code and not in the histogram.
     assert.equal(killed.get('ngi_request_duration_seconds_count'), 1);
+  });
+
+  it('counts each worker recycled by --max-requests by its reason, apart from restarts and reloads', async () => {
+    const { proc, port, statsPort } = await startServe(
+      'test/fixtures/ngi-app.mjs',
+      '--workers',
+      '1',
+      '--max-requests',
+      '3',
+    );
+    started.push(proc);
+    // Each worker asks to be replaced after 3 and serves on until its replacement listens:
+    // load until two have been recycled (bounded), every request answered meanwhile.
+    const recycled = 'ngi_worker_recycles_total{reason="max-requests"}';
+    let samples = await scrape(statsPort);
+    for (let i = 0; i < 300 && (samples.get(recycled) ?? 0) < 2; i++) {
+      assert.equal((await get(port, '/')).status, 200);
+      samples = await scrape(statsPort);
+    }
+    assert.ok((samples.get(recycled) ?? 0) >= 2, `${recycled} is ${samples.get(recycled)}`);
+    assert.equal(samples.get('ngi_worker_restarts_total'), 0);
+    assert.equal(samples.get('ngi_reloads_total'), 0);
+    assert.equal(samples.get('ngi_worker_recycles_total{reason="harakiri"}'), 0);
   });
 
   it('serves the same endpoints without a master (--workers 0)', async () => {
