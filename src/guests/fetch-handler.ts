@@ -112,14 +112,11 @@ function answer(
   }
   const reason = statusText || STATUS_CODES[status] || 'Unknown';
   startResponse(`${status} ${reason}`, headers);
-  if (light !== undefined) {
-    return light.body === null || environ.REQUEST_METHOD === 'HEAD' ? EMPTY : [light.body];
-  }
+  // HEAD as GET: the body goes to the engine, which sends none of it but the length the GET
+  // would have (for a body in hand, or short enough to be read at once) and stops pulling,
+  // cancelling the stream, once the head is out.
+  if (light !== undefined) return light.body === null ? EMPTY : [light.body];
   const body = response.body;
   if (body === null) return EMPTY;
-  if (environ.REQUEST_METHOD === 'HEAD') {
-    body.cancel().then(undefined, () => {});
-    return EMPTY;
-  }
   return readBody(body.getReader());
 }

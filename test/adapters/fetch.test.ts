@@ -395,6 +395,7 @@ describe('fromFetch served by toNodeHandler', () => {
   const errors = logSink();
   const streamGate = { current: gate() };
   const aborted = { current: gate<unknown>() };
+  const cancelled = { current: gate<unknown>() };
   const handler: FetchHandler = async (request) => {
     const url = new URL(request.url);
     switch (url.pathname.replace(/^\/mnt/, '')) {
@@ -450,6 +451,17 @@ describe('fromFetch served by toNodeHandler', () => {
         throw new Error('handler failed');
       case '/teapot':
         return new Response('short and stout', { status: 418 });
+      case '/endless':
+        return new Response(
+          new ReadableStream({
+            pull(controller) {
+              controller.enqueue(new TextEncoder().encode('more\n'));
+            },
+            cancel() {
+              cancelled.current.open('cancelled');
+            },
+          }),
+        );
       default:
         return Response.json({
           url: request.url,
@@ -561,9 +573,19 @@ describe('fromFetch served by toNodeHandler', () => {
     ]);
   });
 
-  it('answers HEAD without a body', async () => {
+  it('answers HEAD without a body, with the length the GET has', async () => {
+    const get = await supertest(server).get('/teapot').expect(418);
     const response = await supertest(server).head('/teapot').expect(418);
     assert.equal(response.text, undefined);
+    assert.equal(response.headers['content-length'], '15');
+    assert.equal(response.headers['content-length'], get.headers['content-length']);
+  });
+
+  it('answers HEAD on an endless stream at once, and cancels the stream', async () => {
+    cancelled.current = gate<unknown>();
+    const response = await supertest(server).head('/endless').expect(200);
+    assert.equal(response.headers['content-length'], undefined);
+    assert.equal(await cancelled.current.promise, 'cancelled');
   });
 
   it('answers TRACE, which Fetch cannot carry, with 501 and a log line', async () => {
