@@ -1,7 +1,8 @@
 import { realpathSync, statSync } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { resolve, sep } from 'node:path';
-import send from 'send';
+import type sendType from 'send';
 import { fromNodeHandler, type NodeHandler } from '../guests/node-handler.js';
 import { defineApp } from '../core/define-app.js';
 import type { App, Body, Environ, StartResponse } from '../core/types.js';
@@ -70,7 +71,16 @@ const MISSING = new Set(['ENOENT', 'ENOTDIR', 'ENAMETOOLONG', 'ELOOP']);
  * // or, falling through to the app for what is not a file:
  * await serve(staticFiles('./public', { fallback: api }), { http: 8080 });
  */
+/**
+ * `send`, loaded by the first `staticFiles()`: an app that imports ngi for anything else does
+ * not carry it (and its mime tables) in every process.
+ */
+let sendModule: typeof sendType | undefined;
+const loadSend = (): typeof sendType =>
+  (sendModule ??= createRequire(import.meta.url)('send') as typeof sendType);
+
 export function staticFiles(dir: string, options: StaticFilesOptions = {}): App {
+  const send = loadSend();
   const folder = resolve(dir);
   let root: string;
   try {
@@ -84,7 +94,7 @@ export function staticFiles(dir: string, options: StaticFilesOptions = {}): App 
     throw new TypeError(`staticFiles: maxAge must be a number of seconds, got ${String(maxAge)}`);
   }
   const fallback = options.fallback;
-  const sendOptions: send.SendOptions = {
+  const sendOptions: sendType.SendOptions = {
     maxAge: maxAge * 1000,
     immutable: options.immutable === true,
     index: false,

@@ -8,7 +8,6 @@ import { performance } from 'node:perf_hooks';
 import type { Exchange } from '../core/exchange.js';
 import type { ExchangeOutcome } from './listener.js';
 import { Counters, statsDocument, type WorkerFigures } from './stats.js';
-import { createStatsServer } from './stats-server.js';
 import { createAccessLog, type LogFormat, type LogStream } from './access-log.js';
 import { stderrStream } from '../core/environ.js';
 import { formatError, NgiError } from '../core/errors.js';
@@ -27,8 +26,6 @@ import {
 } from './http-listener.js';
 import { chmodSocket, claimUnixSocket } from './unix-socket.js';
 import { trustedProxies } from '../middleware/trusted-proxy.js';
-import { acceptProxyProtocol } from './proxy-protocol.js';
-import { closeHttpsConnections, createHttpsServer, drainHttpsServer } from './https-listener.js';
 import type { App, Environ, ErrorStream, StartResponse } from '../core/types.js';
 import { formatListen, type ListenAddress } from './listen-address.js';
 
@@ -237,17 +234,23 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
   let uwsgiServer: NetServer | undefined;
   let statsServer: HttpServer | undefined;
   const uwsgiSockets = new Set<Socket>();
+  // What only some servers use is loaded only by them: node:http2 and TLS, the PROXY protocol
+  // parser, the stats listener (a plain HTTP server's RSS stays near node:http's).
+  const https = options.https !== undefined ? await import('./https-listener.js') : undefined;
+  const { acceptProxyProtocol } = options.proxyProtocol?.length
+    ? await import('./proxy-protocol.js')
+    : { acceptProxyProtocol: undefined };
   try {
     if (options.http !== undefined) {
       httpServer = createHttpServer(served, listener);
       track(httpServer);
-      if (options.proxyProtocol?.includes('http')) acceptProxyProtocol(httpServer, { errors });
+      if (options.proxyProtocol?.includes('http')) acceptProxyProtocol!(httpServer, { errors });
       await listen(httpServer, options.http, 'http', options.chmodSocket);
     }
     if (options.https !== undefined) {
-      httpsServer = createHttpsServer(served, { ...listener, ...readCertificates(options) });
+      httpsServer = https!.createHttpsServer(served, { ...listener, ...readCertificates(options) });
       track(httpsServer);
-      if (options.proxyProtocol?.includes('https')) acceptProxyProtocol(httpsServer, { errors });
+      if (options.proxyProtocol?.includes('https')) acceptProxyProtocol!(httpsServer, { errors });
       await listen(httpsServer, options.https, 'https', options.chmodSocket);
     }
     if (options.uwsgi !== undefined) {
@@ -258,11 +261,12 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
         uwsgiSockets.add(socket);
         socket.once('close', () => uwsgiSockets.delete(socket));
       });
-      if (options.proxyProtocol?.includes('uwsgi')) acceptProxyProtocol(uwsgiServer, { errors });
+      if (options.proxyProtocol?.includes('uwsgi')) acceptProxyProtocol!(uwsgiServer, { errors });
       await listen(uwsgiServer, options.uwsgi, 'uwsgi', options.chmodSocket);
     }
     if (options.stats !== undefined) {
       const startedAt = counters.startedAt;
+      const { createStatsServer } = await import('./stats-server.js');
       statsServer = createStatsServer({
         document: () => statsDocument(startedAt, [{ ...counters.figures() }]),
       });
@@ -290,7 +294,7 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
       }
       uwsgiServer?.close();
       if (httpServer !== undefined) drainHttpServer(httpServer);
-      if (httpsServer !== undefined) drainHttpsServer(httpsServer);
+      if (httpsServer !== undefined) https!.drainHttpsServer(httpsServer);
       const idle = new Promise<void>((resolve) => {
         if (counters.inFlight === 0) resolve();
         else drained = resolve;
@@ -328,7 +332,7 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
       }
       if (httpsServer !== undefined) {
         closeUpgradedConnections(httpsServer);
-        closeHttpsConnections(httpsServer);
+        https!.closeHttpsConnections(httpsServer);
       }
       for (const socket of uwsgiSockets) socket.destroy();
       await Promise.all(ended);
