@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { Server as NetServer } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { ListenerOptions } from './listener.js';
+import { ResponsesInProgress } from './responses-in-progress.js';
 import { createNodeExchange, type NodeSink } from '../hosts/node.js';
 import { createNodeUpgradeExchange, refuseUpgrade } from '../hosts/node-upgrade.js';
 import { goAway } from '../hosts/node-upgrade-request.js';
@@ -28,7 +29,7 @@ export interface HttpServerOptions extends ListenerOptions {
 }
 
 /** Responses in progress per server, so a drain can ask them to close their connections. */
-const inFlightOf = new WeakMap<NetServer, Set<ServerResponse>>();
+const inFlightOf = new WeakMap<NetServer, ResponsesInProgress>();
 /** Connections that came through `'upgrade'`, per server: a stop cuts them after its grace period. */
 const upgradedOf = new WeakMap<NetServer, Set<Duplex>>();
 
@@ -68,7 +69,7 @@ export function http1Listener(
   app: App,
   options: HttpServerOptions,
 ): (req: IncomingMessage, res: ServerResponse) => void {
-  const inFlight = new Set<ServerResponse>();
+  const inFlight = new ResponsesInProgress();
   inFlightOf.set(server, inFlight);
   watchStalls(server, inFlight, (options.socketTimeout ?? 30) * 1000);
   const limitPost = options.limitPost ?? 0;
@@ -95,12 +96,12 @@ export function http1Listener(
     }
     const socket = req.socket;
     const bytesBefore = socket.bytesWritten;
-    inFlight.add(res);
+    inFlight.add(socket, res);
     // Announced before it runs: the log's clock and harakiri cover the app's synchronous part.
     const exchange = createNodeExchange(req, res, base);
     const finished = onExchange?.(exchange);
     res.once('close', () => {
-      inFlight.delete(res);
+      inFlight.delete(socket, res);
       finished?.({
         status: res.headersSent ? res.statusCode : 0,
         bytes: bodyBytes(res, socket.bytesWritten - bytesBefore),
@@ -200,7 +201,7 @@ interface Progress {
  * of re-arming a socket timer on every read and write, as `server.setTimeout` does: that costs
  * about 2 µs a request, and would also cut an app that is simply slow to answer.
  */
-function watchStalls(server: NetServer, inFlight: Set<ServerResponse>, idleMs: number): void {
+function watchStalls(server: NetServer, inFlight: ResponsesInProgress, idleMs: number): void {
   if (idleMs <= 0) return;
   const seen = new WeakMap<ServerResponse, Progress>();
   const timer = setInterval(
