@@ -73,16 +73,20 @@ export interface RequestRun {
 }
 
 /**
- * GETs `/pid` on fresh connections, one after another, until `done(run)` holds or `max`
- * requests were made: every answer other than a 200 with a pid is a failure.
+ * GETs `/pid` on fresh connections, one after another, until `done(run)` holds, `max`
+ * requests were made or `maxMs` passed: every answer other than a 200 with a pid is a
+ * failure. Bounded in time too: a replacement worker takes its time to start however fast
+ * the requests go.
  */
 export async function requestPids(
   port: number,
   done: (run: RequestRun) => boolean,
-  max = 3000,
+  max = 50_000,
+  maxMs = 30_000,
 ): Promise<RequestRun> {
   const run: RequestRun = { pids: new Set(), failures: [], requests: 0 };
-  while (run.requests < max && !done(run)) {
+  const deadline = performance.now() + maxMs;
+  while (run.requests < max && performance.now() < deadline && !done(run)) {
     run.requests++;
     try {
       const { status, body } = await get(port, '/pid');

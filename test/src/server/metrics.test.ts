@@ -224,10 +224,16 @@ describe('ngi serve --stats: /metrics, /healthz and /readyz', () => {
     );
     started.push(proc);
     // Each worker asks to be replaced after 3 and serves on until its replacement listens:
-    // load until two have been recycled (bounded), every request answered meanwhile.
+    // load until two have been recycled (bounded in requests and in time: a replacement takes
+    // its time to start), every request answered meanwhile.
     const recycled = 'ngi_worker_recycles_total{reason="max-requests"}';
     let samples = await scrape(statsPort);
-    for (let i = 0; i < 300 && (samples.get(recycled) ?? 0) < 2; i++) {
+    const deadline = performance.now() + 30_000;
+    for (
+      let i = 0;
+      i < 20_000 && (samples.get(recycled) ?? 0) < 2 && performance.now() < deadline;
+      i++
+    ) {
       assert.equal((await get(port, '/')).status, 200);
       samples = await scrape(statsPort);
     }
