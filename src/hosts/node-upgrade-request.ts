@@ -145,7 +145,8 @@ const sessionOf = new WeakMap<Duplex, NodeWebSocketSession>();
 export function goAway(socket: Duplex): boolean {
   const session = sessionOf.get(socket);
   if (session === undefined || !session.goAway()) return false;
-  setTimeout(() => socket.destroy(), GOING_AWAY_MS).unref();
+  const cut = setTimeout(() => socket.destroy(), GOING_AWAY_MS);
+  socket.once('close', () => clearTimeout(cut));
   return true;
 }
 

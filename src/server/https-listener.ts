@@ -117,6 +117,8 @@ export function createHttpsServer(app: App, options: HttpsServerOptions): Http2S
 function resetWhenStalled(req: Http2ServerRequest, res: Http2ServerResponse, idleMs: number): void {
   const stream = res.stream;
   const check = (): void => {
+    // Ended meanwhile: nothing to watch, and no timer to set again.
+    if (stream.destroyed) return;
     const reading = req.listenerCount('data') + req.listenerCount('readable') > 0;
     if (stream.writableLength > 0 || (!req.complete && reading)) {
       stream.close(h2.NGHTTP2_CANCEL);
