@@ -2,7 +2,11 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { STATUS_CODES } from 'node:http';
 import { Readable } from 'node:stream';
-import { servePipelineRequest, type PipelineResponse } from '../src/hosts/pipeline.js';
+import {
+  repeatsEarlier,
+  servePipelineRequest,
+  type PipelineResponse,
+} from '../src/hosts/pipeline.js';
 import { NgiError, RequestError } from '../src/core/errors.js';
 import { decodePath, rawPathBelow, splitTarget } from '../src/core/url.js';
 import type { App, ErrorStream } from '../src/core/types.js';
@@ -109,10 +113,8 @@ function answerThroughReply(reply: FastifyReply, response: PipelineResponse): vo
       reply.header(name, value);
       continue;
     }
+    if (repeatsEarlier(headers, i, lower)) continue;
     let values: string | string[] = value;
-    let repeated = false;
-    for (let j = 0; j < i; j++) if (headers[j]![0].toLowerCase() === lower) repeated = true;
-    if (repeated) continue;
     for (let j = i + 1; j < headers.length; j++) {
       if (headers[j]![0].toLowerCase() === lower) {
         values =

@@ -1,6 +1,10 @@
 import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import { keptInput, nodeInput } from '../src/core/input.js';
-import { servePipelineRequest, type PipelineResponse } from '../src/hosts/pipeline.js';
+import {
+  repeatsEarlier,
+  servePipelineRequest,
+  type PipelineResponse,
+} from '../src/hosts/pipeline.js';
 import { mountedTarget } from '../src/core/url.js';
 import type { App, ErrorStream } from '../src/core/types.js';
 import { fromNodeHandler, type NodeHandler } from './node.js';
@@ -40,12 +44,9 @@ export interface KoaContextLike {
   status: number;
   message: string;
   body: unknown;
-  set(name: string, value: string): void;
   append(name: string, value: string): void;
-  remove(name: string): void;
-  /** Read for the bytes a body parser kept (`rawBody`), and whether a type is set. */
+  /** Read for the bytes a body parser kept (`rawBody`). */
   request: object;
-  response: { has(name: string): boolean };
 }
 
 /** A Koa middleware. */
@@ -98,30 +99,37 @@ const UPSTREAM = 'a Koa middleware upstream of toKoa';
  */
 function answerThroughKoa(ctx: KoaContextLike, response: PipelineResponse): void {
   const { body, headers } = response;
-  if (body !== null) {
-    // Koa adds a Content-Type to a body that has none; the app's response had none.
-    const typed = ctx.response.has('Content-Type');
-    ctx.body = body;
-    if (!typed) ctx.remove('Content-Type');
-  }
+  // Status and headers first: Koa's body setter then finds the app's type and skips its own
+  // guess (a MIME lookup per response), and leaves an explicit status alone.
   ctx.status = response.code;
   if (response.reason !== '' && response.reason !== STATUS_CODES[response.code]) {
     ctx.message = response.reason;
   }
   // The app's headers replace same-named ones set upstream, its duplicates kept; cookies add
   // up instead (each names its own cookie: a session's survives beside the app's).
-  let seen: Set<string> | undefined;
+  // `res.setHeader` is what Koa's `ctx.set` does for one string value, without the arrays it
+  // builds per call; Koa reads its headers back from `res`.
+  const res = ctx.res;
+  let length: string | undefined;
   for (let i = 0; i < headers.length; i++) {
     const [name, value] = headers[i]!;
     const lower = name.toLowerCase();
-    if (lower === 'set-cookie' || seen?.has(lower) === true) ctx.append(name, value);
-    else {
-      ctx.set(name, value);
-      (seen ??= new Set()).add(lower);
-    }
+    if (lower === 'content-length') length = value;
+    if (lower === 'set-cookie' || repeatsEarlier(headers, i, lower)) ctx.append(name, value);
+    else res.setHeader(name, value);
   }
-  if (response.length >= 0) ctx.set('Content-Length', String(response.length));
+  if (body !== null) {
+    // Koa types a body that has no Content-Type; this one had none, upstream's or the app's.
+    const typed = res.hasHeader('Content-Type');
+    ctx.body = body;
+    if (!typed) res.removeHeader('Content-Type');
+    // Koa's setter computes the length of a finished body and drops none it is not given:
+    // the app's own header is what goes out.
+    if (length !== undefined) res.setHeader('Content-Length', length);
+  }
+  if (response.length >= 0) res.setHeader('Content-Length', String(response.length));
 }
+
 
 /**
  * An NGI app as a Koa middleware, at the root (`koa.use(toKoa(app))`) or under koa-mount
@@ -130,7 +138,7 @@ function answerThroughKoa(ctx: KoaContextLike, response: PipelineResponse): void
  * `REQUEST_URI` stays the raw target the client sent.
  *
  * - The app answers through Koa: once its head is known, `ctx.status`, its headers
- *   (`ctx.set`; every `Set-Cookie` kept, beside those set upstream) and `ctx.body` (a Buffer for
+ *   (on `ctx.res`, as `ctx.set` puts them; every `Set-Cookie` kept, beside those set upstream) and `ctx.body` (a Buffer for
  *   a finished body, else a stream that still delivers each chunk as the app writes it, with
  *   backpressure) are set and the middleware resolves. So everything upstream after
  *   `await next()` acts on it as on a native response: koa-compress, koa-session's cookie,

@@ -34,6 +34,51 @@ const variants = {
     await server.ready();
     return server;
   },
+  koa: async () => {
+    const { default: Koa } = await import('koa');
+    const app = new Koa();
+    app.use((ctx) => {
+      ctx.type = 'text/plain';
+      ctx.body = HELLO;
+    });
+    return app.listen(port, '127.0.0.1');
+  },
+  'koa + toKoa': async () => {
+    const { default: Koa } = await import('koa');
+    const { toKoa } = await import('ngi-gateway/koa');
+    const { default: ngi } = await import('./apps/ngi-hello.mjs');
+    const app = new Koa();
+    app.use(toKoa(ngi));
+    return app.listen(port, '127.0.0.1');
+  },
+  fastify: async () => {
+    const { default: Fastify } = await import('fastify');
+    const app = Fastify();
+    app.get('/', (_req, reply) => void reply.type('text/plain').send(HELLO));
+    return app.listen({ port, host: '127.0.0.1' });
+  },
+  'fastify + toFastify': async () => {
+    const { default: Fastify } = await import('fastify');
+    const { toFastify } = await import('ngi-gateway/fastify');
+    const { default: ngi } = await import('./apps/ngi-hello.mjs');
+    const app = Fastify();
+    await app.register(toFastify(ngi), { prefix: '/' });
+    return app.listen({ port, host: '127.0.0.1' });
+  },
+  'hono route': async () => {
+    const { serve } = await import('@hono/node-server');
+    const { Hono } = await import('hono');
+    const app = new Hono().get('/', (c) => c.text(HELLO));
+    return serve({ fetch: app.fetch, port, hostname: '127.0.0.1' });
+  },
+  'hono + toHono': async () => {
+    const { serve } = await import('@hono/node-server');
+    const { Hono } = await import('hono');
+    const { toHono } = await import('ngi-gateway/hono');
+    const { default: ngi } = await import('./apps/ngi-hello.mjs');
+    const app = new Hono().all('/*', toHono(ngi));
+    return serve({ fetch: app.fetch, port, hostname: '127.0.0.1' });
+  },
   'express listen': async () => {
     const { default: app } = await import('./apps/express-hello.mjs');
     return app.listen(port, '127.0.0.1');

@@ -1,7 +1,8 @@
 // In-process micro benchmark of the per-request JS cost: the same hello app answered by raw
 // node:http code and through toNodeHandler, on real IncomingMessage/ServerResponse objects
 // over a socket stand-in that drops what it is given (no kernel, no load generator).
-//   node bench/micro-hello.mjs
+//   node bench/micro-hello.mjs            every row (raw, ngi, hono, express, koa, fastify ...)
+//   ONLY=koa,toKoa node bench/micro-hello.mjs
 import { IncomingMessage, ServerResponse } from 'node:http';
 import { Duplex } from 'node:stream';
 import { defineApp } from '../dist/src/index.js';
@@ -54,6 +55,26 @@ const wrapped = (app) => (environ, startResponse) =>
   app(environ, (status, headers, excInfo) => startResponse(status, headers, excInfo));
 const expressEmulated = toNodeHandler(wrapped(fromNodeHandler(expressApp())));
 
+const { default: Koa } = await import('koa');
+const { toKoa } = await import('../dist/adapters/koa.js');
+const koaNative = new Koa()
+  .use((ctx) => {
+    ctx.type = 'text/plain';
+    ctx.body = HELLO;
+  })
+  .callback();
+const ngiInKoa = new Koa().use(toKoa(ngiHello)).callback();
+
+const { default: Fastify } = await import('fastify');
+const { toFastify } = await import('../dist/adapters/fastify.js');
+const fastifyNative = Fastify().get('/', (_request, reply) => {
+  reply.type('text/plain').send(HELLO);
+});
+await fastifyNative.ready();
+const ngiInFastify = Fastify();
+await ngiInFastify.register(toFastify(ngiHello), { prefix: '/' });
+await ngiInFastify.ready();
+
 function once(handler) {
   const socket = new Sink();
   const req = new IncomingMessage(socket);
@@ -76,6 +97,8 @@ function once(handler) {
 }
 
 const N = Number(process.env.N ?? 200_000);
+/** `ONLY=koa,toKoa`: just those rows, still interleaved round by round. */
+const only = process.env.ONLY?.split(',');
 const tick = () => new Promise((resolve) => setImmediate(resolve));
 
 /** Runs `count` requests in batches, letting the deferred work (nextTick, immediates) run. */
@@ -95,7 +118,11 @@ for (const round of [1, 2, 3]) {
     ['toHono', ngiInHono],
     ['express', expressNative],
     ['expressEmulated', expressEmulated],
-  ].filter(([name]) => (process.env.ONLY ?? name) === name)) {
+    ['koa', koaNative],
+    ['toKoa', ngiInKoa],
+    ['fastify', (req, res) => fastifyNative.routing(req, res)],
+    ['toFastify', (req, res) => ngiInFastify.routing(req, res)],
+  ].filter(([name]) => only === undefined || only.includes(name))) {
     await run(handler, 20_000);
     const t = process.hrtime.bigint();
     await run(handler, N);

@@ -26,6 +26,15 @@ export interface PipelineResponse {
 }
 
 /**
+ * Whether a header of this lower-cased name comes before index `i`: the first of a repeated
+ * name replaces what the framework holds, the later ones add to it. Apps send few headers.
+ */
+export function repeatsEarlier(headers: Headers, i: number, lower: string): boolean {
+  for (let j = 0; j < i; j++) if (headers[j]![0].toLowerCase() === lower) return true;
+  return false;
+}
+
+/**
  * The stream a framework pipes to the client: pulled with backpressure (a chunk waits while
  * the framework's pipe is over its high-water mark), destroyed by the framework when the
  * client goes away or a middleware replaces the body.
