@@ -47,6 +47,20 @@ const groups: Group[] = [
     candidates: ['nginx>uwsgi:ngi serve --uwsgi'],
   },
   {
+    // The issue's honest comparison: the same nginx path, against the least a uwsgi server on
+    // node:net can do (bench/servers.ts, `uwsgiFloor`).
+    name: 'nginx uwsgi_pass: ngi vs the Node floor',
+    goal: 0.9,
+    baseline: 'nginx>uwsgi:uwsgi floor (node:net)',
+    candidates: ['nginx>uwsgi:ngi serve --uwsgi'],
+  },
+  {
+    name: 'nginx uwsgi_pass unix: ngi vs the Node floor',
+    goal: 0.9,
+    baseline: 'nginx>uwsgi-unix:uwsgi floor unix (node:net)',
+    candidates: ['nginx>uwsgi-unix:ngi serve --uwsgi unix'],
+  },
+  {
     name: 'nginx uwsgi_pass vs proxy_pass (express)',
     goal: 1.05,
     baseline: 'nginx>http:express',

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { createServer, type RequestListener } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createSecureServer } from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -128,11 +128,47 @@ function cliServed(module: string, ...flags: string[]): Variant {
   });
 }
 
+/**
+ * The Node floor for the uwsgi path: the least a uwsgi server on `node:net` can do per
+ * connection (nginx sends one request, then waits for the close): wait for the whole packet
+ * (the 4-byte header gives its size; a GET has no body), parse nothing, answer a fixed
+ * response, end. What any JS uwsgi server pays before it reads a single var.
+ */
+function uwsgiFloor(socket: Socket): void {
+  const response = Buffer.from(
+    `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${HELLO.length}\r\n\r\n${HELLO}`,
+  );
+  let seen = 0;
+  let size = -1;
+  let head: Buffer | undefined;
+  socket.on('data', (chunk: Buffer) => {
+    if (size < 0) {
+      head = head === undefined ? chunk : Buffer.concat([head, chunk]);
+      if (head.length < 4) return;
+      size = 4 + head.readUInt16LE(1);
+      seen = head.length;
+    } else seen += chunk.length;
+    if (seen >= size) socket.end(response);
+  });
+  socket.on('error', () => socket.destroy());
+}
+
 async function fetchHello(): Promise<{ fetch: (request: Request) => Response }> {
   return (await import('./apps/fetch-hello.mjs')).default;
 }
 
 const variants: Record<string, Variant> = {
+  'uwsgi floor (node:net)': async () => ({
+    listen: () => listenTcp(createNetServer(uwsgiFloor)),
+  }),
+  'uwsgi floor unix (node:net)': async () => ({
+    listen: async () => {
+      const path = join(mkdtempSync(join(tmpdir(), 'ngi-bench-')), 'floor.sock');
+      const server = createNetServer(uwsgiFloor);
+      await new Promise<void>((resolve) => server.listen(path, resolve));
+      return { path };
+    },
+  }),
   'ngi serve --uwsgi unix': servedOnUnix('uwsgi', ngiHello),
   'ngi serve --uwsgi unix (express app)': servedOnUnix('uwsgi', async () => {
     const { fromNodeHandler } = await import('ngi-gateway/node');
