@@ -130,7 +130,6 @@ function answerThroughKoa(ctx: KoaContextLike, response: PipelineResponse): void
   if (response.length >= 0) res.setHeader('Content-Length', String(response.length));
 }
 
-
 /**
  * An NGI app as a Koa middleware, at the root (`koa.use(toKoa(app))`) or under koa-mount
  * (`koa.use(mount('/legacy', toKoa(app)))`, nested mounts too): the prefix becomes

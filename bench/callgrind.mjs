@@ -67,7 +67,11 @@ const ROWS = [
     ngiServe('bench/apps/express-hello.mjs', '--log-format', 'off'),
   ],
   ['Koa: toKoa(ngi hello) vs a Koa middleware', native('koa'), native('koa + toKoa')],
-  ['Fastify: toFastify(ngi hello) vs a Fastify route', native('fastify'), native('fastify + toFastify')],
+  [
+    'Fastify: toFastify(ngi hello) vs a Fastify route',
+    native('fastify'),
+    native('fastify + toFastify'),
+  ],
   ['Hono: toHono(ngi hello) vs a Hono route', native('hono route'), native('hono + toHono')],
 ];
 
