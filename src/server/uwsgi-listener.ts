@@ -104,7 +104,12 @@ function handleUwsgiConnection(
   const begin = (packet: UwsgiPacket, rest: Buffer, framing: Framing): void => {
     body = start(app, socket, packet, framing, options, errors, timeoutMs);
     if (body !== undefined && rest.length > 0) body.feed(rest);
-    if ((body === undefined || body.complete) && timeoutMs > 0) socket.setTimeout(0);
+    // Body in: the app may think as long as it likes (harakiri's job, not ours). An app that
+    // already answered has ended the response, and the timeout its sink set stays: a peer
+    // that never closes its side must not hold the socket for ever.
+    if ((body === undefined || body.complete) && timeoutMs > 0 && !socket.writableEnded) {
+      socket.setTimeout(0);
+    }
   };
   socket.on('error', (error) => {
     // ECONNRESET and friends: the peer is gone; the exchange (if any) learns it from 'close'.

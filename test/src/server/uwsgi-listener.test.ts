@@ -710,6 +710,46 @@ describe('uwsgi listener: bad input is refused cleanly', () => {
   });
 });
 
+describe('uwsgi listener: a peer that never closes its side', () => {
+  let server: Server;
+  let port: number;
+  // An app that answers at once: its response ends while the packet is being handled.
+  before(
+    async () =>
+      ({ server, port } = await listen(
+        (_environ, startResponse) => {
+          startResponse('200 OK', [['Content-Type', 'text/plain']]);
+          return ['hello'];
+        },
+        { socketTimeout: 0.5 },
+      )),
+  );
+  after(() => server.close());
+
+  const connections = () =>
+    new Promise<number>((resolve, reject) =>
+      server.getConnections((error, count) => (error ? reject(error) : resolve(count))),
+    );
+
+  it('is dropped after the socket timeout once it has the whole response, not held for ever', async () => {
+    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true });
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const ended = new Promise<void>((resolve) => socket.once('end', resolve));
+    const gone = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.write(request([]));
+    await ended; // the response is whole; this peer keeps its side open and sends nothing
+    assert.match(Buffer.concat(chunks).toString(), /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nhello$/);
+    const deadline = Date.now() + 5000;
+    while ((await connections()) > 0) {
+      assert.ok(Date.now() < deadline, 'the server still holds the connection 5 s later');
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    socket.destroy();
+    await gone;
+  });
+});
+
 describe('uwsgi listener: arbitrary and mutated byte streams (fast-check)', () => {
   // Short timeouts so a stream that stalls is dropped quickly; every run is bounded.
   const SOCKET_TIMEOUT_S = 0.2;
