@@ -245,7 +245,11 @@ export class UwsgiSink implements ResponseSink {
     }
     this.socket.end();
     // A peer that never closes its side (or never reads the rest) must not hold the socket.
-    if (this.timeoutMs > 0) this.socket.setTimeout(this.timeoutMs);
+    // A timeout still armed (an app that answered while its request was read) stays: each
+    // `setTimeout` makes a new timer.
+    if (this.timeoutMs > 0 && this.socket.timeout !== this.timeoutMs) {
+      this.socket.setTimeout(this.timeoutMs);
+    }
   }
 
   drain(): Promise<void> {
