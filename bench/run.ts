@@ -58,7 +58,11 @@ const groups: Group[] = [
     name: 'nginx uwsgi_pass unix: ngi vs the Node floor',
     goal: 0.9,
     baseline: 'nginx>uwsgi-unix:uwsgi floor unix (node:net)',
-    candidates: ['nginx>uwsgi-unix:ngi serve --uwsgi unix'],
+    // The second row: the floor with what a correct server adds (half-open, a timeout).
+    candidates: [
+      'nginx>uwsgi-unix:ngi serve --uwsgi unix',
+      'nginx>uwsgi-unix:uwsgi floor unix, half-open with a timeout (node:net)',
+    ],
   },
   {
     name: 'nginx uwsgi_pass vs proxy_pass (express)',

@@ -134,7 +134,7 @@ function cliServed(module: string, ...flags: string[]): Variant {
  * (the 4-byte header gives its size; a GET has no body), parse nothing, answer a fixed
  * response, end. What any JS uwsgi server pays before it reads a single var.
  */
-function uwsgiFloor(socket: Socket): void {
+function uwsgiFloor(socket: Socket, timeoutMs = 0): void {
   const response = Buffer.from(
     `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${HELLO.length}\r\n\r\n${HELLO}`,
   );
@@ -148,7 +148,10 @@ function uwsgiFloor(socket: Socket): void {
       size = 4 + head.readUInt16LE(1);
       seen = head.length;
     } else seen += chunk.length;
-    if (seen >= size) socket.end(response);
+    if (seen >= size) {
+      socket.end(response);
+      if (timeoutMs > 0) socket.setTimeout(timeoutMs, () => socket.destroy());
+    }
   });
   socket.on('error', () => socket.destroy());
 }
@@ -159,15 +162,23 @@ async function fetchHello(): Promise<{ fetch: (request: Request) => Response }> 
 
 const variants: Record<string, Variant> = {
   'uwsgi floor (node:net)': async () => ({
-    listen: () => listenTcp(createNetServer(uwsgiFloor)),
+    listen: () => listenTcp(createNetServer((socket) => uwsgiFloor(socket))),
   }),
   'uwsgi floor unix (node:net)': async () => ({
-    listen: async () => {
-      const path = join(mkdtempSync(join(tmpdir(), 'ngi-bench-')), 'floor.sock');
-      const server = createNetServer(uwsgiFloor);
-      await new Promise<void>((resolve) => server.listen(path, resolve));
-      return { path };
-    },
+    listen: () =>
+      listenUnix(
+        createNetServer((socket) => uwsgiFloor(socket)),
+        'floor',
+      ),
+  }),
+  // What a correct server adds on this path: the socket half-open until the peer closes (a
+  // peer that half-closes after its request still gets the answer) and a timeout for it.
+  'uwsgi floor unix, half-open with a timeout (node:net)': async () => ({
+    listen: () =>
+      listenUnix(
+        createNetServer({ allowHalfOpen: true }, (socket) => uwsgiFloor(socket, 30_000)),
+        'floor-half-open',
+      ),
   }),
   'ngi serve --uwsgi unix': servedOnUnix('uwsgi', ngiHello),
   'ngi serve --uwsgi unix (express app)': servedOnUnix('uwsgi', async () => {
@@ -332,6 +343,12 @@ const variants: Record<string, Variant> = {
 
 function readPem(files: { cert: string; key: string }): { cert: Buffer; key: Buffer } {
   return { cert: readFileSync(files.cert), key: readFileSync(files.key) };
+}
+
+async function listenUnix(server: import('node:net').Server, name: string): Promise<Listening> {
+  const path = join(mkdtempSync(join(tmpdir(), 'ngi-bench-')), `${name}.sock`);
+  await new Promise<void>((resolve) => server.listen(path, resolve));
+  return { path };
 }
 
 function listenTcp(server: import('node:net').Server): Promise<number> {
