@@ -110,8 +110,11 @@ function answerThroughKoa(ctx: KoaContextLike, response: PipelineResponse): void
   // `res.setHeader` is what Koa's `ctx.set` does for one string value, without the arrays it
   // builds per call; Koa reads its headers back from `res`.
   const res = ctx.res;
+  // A head already out (an upstream `ctx.flushHeaders()`): Koa ignores header changes then,
+  // and so does this (`res.setHeader` would throw); the body still follows.
+  const open = !res.headersSent;
   let length: string | undefined;
-  for (let i = 0; i < headers.length; i++) {
+  for (let i = 0; open && i < headers.length; i++) {
     const [name, value] = headers[i]!;
     const lower = name.toLowerCase();
     if (lower === 'content-length') length = value;
@@ -120,14 +123,14 @@ function answerThroughKoa(ctx: KoaContextLike, response: PipelineResponse): void
   }
   if (body !== null) {
     // Koa types a body that has no Content-Type; this one had none, upstream's or the app's.
-    const typed = res.hasHeader('Content-Type');
+    const typed = !open || res.hasHeader('Content-Type');
     ctx.body = body;
     if (!typed) res.removeHeader('Content-Type');
     // Koa's setter computes the length of a finished body and drops none it is not given:
     // the app's own header is what goes out.
-    if (length !== undefined) res.setHeader('Content-Length', length);
+    if (open && length !== undefined) res.setHeader('Content-Length', length);
   }
-  if (response.length >= 0) res.setHeader('Content-Length', String(response.length));
+  if (open && response.length >= 0) res.setHeader('Content-Length', String(response.length));
 }
 
 /**

@@ -653,6 +653,36 @@ describe('toKoa and the rest of the Koa stack', () => {
     }
   });
 
+  it("after an upstream ctx.flushHeaders(), the app's body still follows (its headers come too late, as for any Koa middleware)", async () => {
+    const koa = new Koa();
+    koa.use(async (ctx, next) => {
+      ctx.status = 200;
+      ctx.flushHeaders();
+      await next();
+    });
+    koa.use(
+      toKoa((_environ, startResponse) => {
+        startResponse('200 OK', [
+          ['Content-Type', 'text/plain'],
+          ['X-App', 'late'],
+        ]);
+        return ['the app'];
+      }),
+    );
+    const app = await listen(koa.callback());
+    try {
+      let timer: NodeJS.Timeout | undefined;
+      const outcome = await Promise.race([
+        fetchRaw(app, '/'),
+        new Promise((resolve) => (timer = setTimeout(() => resolve('still open after 5 s'), 5000))),
+      ]);
+      clearTimeout(timer);
+      assert.deepEqual(outcome, { status: 200, complete: true, body: 'the app' });
+    } finally {
+      close(app);
+    }
+  });
+
   it('resumes upstream once the head is known, the body still streaming', async () => {
     const koa = new Koa();
     const seen: Array<{ status: number; type: string; lastChunk: boolean }> = [];
