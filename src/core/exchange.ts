@@ -439,12 +439,7 @@ export class Exchange {
         // A HEAD answered with nothing says nothing about the length the GET would have.
         const unknown = this.isHead && total === 0;
         this.sendHead(unknown || this.code === 204 || this.code === 304 ? -1 : total);
-        if (chunks.length === 1 && !this.bodiless) {
-          this.phase = Phase.Done;
-          this.endSink(chunks[0] as Chunk);
-          this.release();
-          return;
-        }
+        if (chunks.length === 1 && !this.bodiless) return this.complete(chunks[0] as Chunk);
       }
       for (let i = 0; i < chunks.length; i++) this.put(chunks[i]);
       this.finish();
@@ -509,8 +504,23 @@ export class Exchange {
         `body ended after ${this.sent} of ${this.declared} declared bytes`,
       );
     }
+    this.complete();
+  }
+
+  /**
+   * Ends the response and the exchange. A sink may throw here: a framework host is handed a
+   * deferred head only now, and Node refuses a header value its own checks reject. That
+   * fails the exchange (`fail` after the head: the connection is cut and the error logged),
+   * never a response left hanging with its failure swallowed.
+   */
+  private complete(chunk?: Chunk): void {
     this.phase = Phase.Done;
-    this.endSink();
+    try {
+      this.endSink(chunk);
+    } catch (error) {
+      this.phase = Phase.Sent;
+      throw error;
+    }
     this.release();
   }
 

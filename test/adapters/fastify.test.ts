@@ -15,7 +15,7 @@ import { fromFastify, passBadUrls, toFastify } from '../../adapters/fastify.js';
 import { toNodeHandler } from '../../adapters/node.js';
 import { mount } from '../../src/middleware/mount.js';
 import type { App, Chunk } from '../../src/core/types.js';
-import { listen, close, logSink } from '../helpers/servers.js';
+import { listen, close, logSink, sendRequest, settleWithin } from '../helpers/servers.js';
 
 /** A promise with its resolver, for steering a producer from the test. */
 function gate<T = void>(): { promise: Promise<T>; open: (value: T) => void } {
@@ -457,6 +457,30 @@ describe('toFastify', () => {
       assert.equal((await send(at, 'POST', '/form')).body.toString(), 'read');
     } finally {
       await handing.close();
+    }
+  });
+
+  it('a header value Node refuses (a control character): the connection is cut at once and the error logged, never left hanging', async () => {
+    const errors = logSink();
+    const refusing = Fastify();
+    await refusing.register(
+      toFastify(
+        (_environ, startResponse) => {
+          startResponse('200 OK', [['X-Bad', 'a\x01b']]);
+          return ['never sent'];
+        },
+        { errors },
+      ),
+    );
+    await refusing.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const outcome = await settleWithin(sendRequest(portOf(refusing), '/'));
+      assert.ok(outcome instanceof Error, `the request was cut, not ${String(outcome)}`);
+      assert.match(errors.lines.join(''), /Invalid character in header content \["x-bad"\]/);
+    } finally {
+      // A request left hanging would hold close() for ever: the failure must stay a failure.
+      refusing.server.closeAllConnections();
+      await refusing.close();
     }
   });
 

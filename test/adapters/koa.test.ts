@@ -15,7 +15,7 @@ import { fromKoa, toKoa } from '../../adapters/koa.js';
 import { toNodeHandler } from '../../adapters/node.js';
 import { mount as ngiMount } from '../../src/middleware/mount.js';
 import type { App, Body, Chunk, Environ } from '../../src/core/types.js';
-import { listen, close, logSink } from '../helpers/servers.js';
+import { listen, close, logSink, sendRequest, settleWithin } from '../helpers/servers.js';
 
 function sha256(bytes: Uint8Array | string): string {
   return createHash('sha256').update(bytes).digest('hex');
@@ -678,6 +678,28 @@ describe('toKoa and the rest of the Koa stack', () => {
       ]);
       clearTimeout(timer);
       assert.deepEqual(outcome, { status: 200, complete: true, body: 'the app' });
+    } finally {
+      close(app);
+    }
+  });
+
+  it('a header value Node refuses (a control character): the connection is cut at once and the error logged, never left hanging', async () => {
+    const koa = new Koa();
+    const errors = logSink();
+    koa.use(
+      toKoa(
+        (_environ, startResponse) => {
+          startResponse('200 OK', [['X-Bad', 'a\x01b']]);
+          return ['never sent'];
+        },
+        { errors },
+      ),
+    );
+    const app = await listen(koa.callback());
+    try {
+      const outcome = await settleWithin(sendRequest((app.address() as AddressInfo).port, '/'));
+      assert.ok(outcome instanceof Error, `the request was cut, not ${String(outcome)}`);
+      assert.match(errors.lines.join(''), /Invalid character in header content \["X-Bad"\]/);
     } finally {
       close(app);
     }

@@ -58,3 +58,22 @@ export function sendRequest(
     req.end();
   });
 }
+
+/**
+ * How a request settled within `ms`: its reply, the error that cut it, or `'still open'`, so a
+ * hang fails an assertion by name instead of the test's own timeout.
+ */
+export async function settleWithin<T>(
+  pending: Promise<T>,
+  ms = 5000,
+): Promise<T | Error | 'still open'> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<'still open'>(
+    (resolve) => (timer = setTimeout(resolve, ms, 'still open')),
+  );
+  try {
+    return await Promise.race([pending.catch((error: unknown) => error as Error), late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
