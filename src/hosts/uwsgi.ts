@@ -14,6 +14,13 @@ import type { UwsgiPacket } from '../protocol/uwsgi-packet.js';
 
 const ignore = (): void => {};
 const NON_ASCII = /[^\t\r\n\x20-\x7e]/;
+/**
+ * What Node refuses in a header value or reason (`checkInvalidHeaderChar`), in a head whose
+ * only CR and LF are its own line ends (the engine refuses them in values): the uwsgi host
+ * answers as the Node hosts do: nginx would pass such bytes on to the client unchecked, and a
+ * character above U+00FF would go out cut to one byte.
+ */
+const REFUSED_BY_NODE = /[^\t\r\n\x20-\x7e\x80-\xff]/;
 
 /**
  * The environ for a uwsgi packet: its vars in wire order (repeats joined with `", "`, Cookie
@@ -212,11 +219,18 @@ export class UwsgiSink implements ResponseSink {
   }
 
   head(code: number, reason: string, headers: Headers, addLength: number): void {
-    this.headersSent = true;
     let head = `HTTP/1.1 ${code} ${reason || STATUS_CODES[code] || 'Unknown'}\r\n`;
     for (let i = 0; i < headers.length; i++) head += `${headers[i]![0]}: ${headers[i]![1]}\r\n`;
     if (addLength >= 0) head += `Content-Length: ${addLength}\r\n`;
     head += 'Connection: close\r\n\r\n';
+    if (REFUSED_BY_NODE.test(head)) {
+      // Refused before anything is written, so the app's failure is still a 500.
+      throw new NgiError(
+        'NGI_ERR_INVALID_HEADER',
+        'a header value or the reason holds a control character or a character above U+00FF (refused as Node refuses it)',
+      );
+    }
+    this.headersSent = true;
     this.pendingHead = head;
     this.headBytes = head.length;
     this.latin1Head = NON_ASCII.test(head);

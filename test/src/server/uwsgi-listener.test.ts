@@ -374,6 +374,21 @@ describe('uwsgi listener: responses shaped for nginx', () => {
     }
   });
 
+  it('a header value Node refuses (a control character, a character above U+00FF) is a 500, as on the Node hosts, and never reaches nginx', async () => {
+    for (const value of ['a\x01b', 'price in €']) {
+      const { bytes, closed } = await run((_e, startResponse) => {
+        startResponse('200 OK', [['X-Bad', value]]);
+        return ['never sent'];
+      });
+      assert.ok(closed);
+      const { statusLine, body } = parseHttpResponse(bytes);
+      assert.equal(statusLine, 'HTTP/1.1 500 Internal Server Error');
+      assert.doesNotMatch(bytes.toString('latin1'), /X-Bad|never sent/);
+      assert.equal(body.toString(), '500 Internal Server Error\n');
+    }
+    assert.ok(logs.some((line) => line.includes('NGI_ERR_INVALID_HEADER')));
+  });
+
   it('no 100 Continue is sent, even when the request expects it', async () => {
     const { bytes } = await run(
       async (environ, startResponse) => {
