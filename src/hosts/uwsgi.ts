@@ -223,7 +223,9 @@ export class UwsgiSink implements ResponseSink {
     for (let i = 0; i < headers.length; i++) head += `${headers[i]![0]}: ${headers[i]![1]}\r\n`;
     if (addLength >= 0) head += `Content-Length: ${addLength}\r\n`;
     head += 'Connection: close\r\n\r\n';
-    if (REFUSED_BY_NODE.test(head)) {
+    // Plain ASCII (the common case) holds nothing Node refuses: one scan of the head.
+    const latin1 = NON_ASCII.test(head);
+    if (latin1 && REFUSED_BY_NODE.test(head)) {
       // Refused before anything is written, so the app's failure is still a 500.
       throw new NgiError(
         'NGI_ERR_INVALID_HEADER',
@@ -233,7 +235,7 @@ export class UwsgiSink implements ResponseSink {
     this.headersSent = true;
     this.pendingHead = head;
     this.headBytes = head.length;
-    this.latin1Head = NON_ASCII.test(head);
+    this.latin1Head = latin1;
   }
 
   write(chunk: Chunk): boolean {
