@@ -34,15 +34,7 @@ const variants = {
     await server.ready();
     return server;
   },
-  koa: async () => {
-    const { default: Koa } = await import('koa');
-    const app = new Koa();
-    app.use((ctx) => {
-      ctx.type = 'text/plain';
-      ctx.body = HELLO;
-    });
-    return app.listen(port, '127.0.0.1');
-  },
+  koa: async () => (await import('./apps/koa-hello.mjs')).default.listen(port, '127.0.0.1'),
   'koa + toKoa': async () => {
     const { default: Koa } = await import('koa');
     const { toKoa } = await import('ngi-gateway/koa');

@@ -57,12 +57,7 @@ const expressEmulated = toNodeHandler(wrapped(fromNodeHandler(expressApp())));
 
 const { default: Koa } = await import('koa');
 const { toKoa } = await import('../dist/adapters/koa.js');
-const koaNative = new Koa()
-  .use((ctx) => {
-    ctx.type = 'text/plain';
-    ctx.body = HELLO;
-  })
-  .callback();
+const koaNative = (await import('./apps/koa-hello.mjs')).default.callback();
 const ngiInKoa = new Koa().use(toKoa(ngiHello)).callback();
 
 const { default: Fastify } = await import('fastify');

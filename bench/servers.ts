@@ -258,15 +258,7 @@ const variants: Record<string, Variant> = {
     });
     return fastifyListen(app);
   },
-  koa: async () => {
-    const { default: Koa } = await import('koa');
-    const app = new Koa();
-    app.use((ctx) => {
-      ctx.type = 'text/plain';
-      ctx.body = HELLO;
-    });
-    return app.callback();
-  },
+  koa: async () => (await import('./apps/koa-hello.mjs')).default.callback(),
   'koa + toKoa(ngi)': async () => {
     const { default: Koa } = await import('koa');
     const { toKoa } = await import('ngi-gateway/koa');
