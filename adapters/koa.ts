@@ -140,9 +140,9 @@ function answerThroughKoa(ctx: KoaContextLike, response: PipelineResponse): void
  * `REQUEST_URI` stays the raw target the client sent.
  *
  * - The app answers through Koa: once its head is known, `ctx.status`, its headers
- *   (on `ctx.res`, as `ctx.set` puts them; every `Set-Cookie` kept, beside those set upstream) and `ctx.body` (a Buffer for
- *   a finished body, else a stream that still delivers each chunk as the app writes it, with
- *   backpressure) are set and the middleware resolves. So everything upstream after
+ *   (on `ctx.res`, as `ctx.set` puts them; every `Set-Cookie` kept, beside those set
+ *   upstream) and `ctx.body` (a Buffer for a finished body, else a stream that still delivers
+ *   each chunk as the app writes it, with backpressure) are set and the middleware resolves. So everything upstream after
  *   `await next()` acts on it as on a native response: koa-compress, koa-session's cookie,
  *   koa-etag and conditional GET, security headers, loggers. Downstream middleware never runs.
  * - A client that goes away (or a middleware that replaces the stream body) stops the app's

@@ -208,7 +208,7 @@ const FLAGS: Flag[] = [
     type: 'string',
     value: 'S',
     default: '30',
-    help: 'cut a request stalled this long on its peer (a body that stops coming, a response not read)',
+    help: 'cut a request stalled this long on its peer (a body that stops coming, a response not read, a uwsgi peer that never closes after its response)',
   },
   {
     name: 'log-format',
