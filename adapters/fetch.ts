@@ -48,7 +48,7 @@ export type ToFetchOptions = FetchRequestOptions;
 type Tagged = { [kFromFetchHandler]?: FetchHandler; [kToFetchHandler]?: App; [kNgiApp]?: true };
 
 /**
- * An NGI app as a Fetch handler `(request) => Promise<Response>` for any Fetch runtime
+ * An NGI app as a Fetch handler `(request) => Response | Promise<Response>` for any Fetch runtime
  * (Deno, Bun, Workers, `@hono/node-server`, a Service Worker).
  *
  * The Response resolves as soon as the app's head is out; its body streams with

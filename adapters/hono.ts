@@ -113,7 +113,10 @@ export interface ToHonoOptions {
  * const hono = new Hono();
  * hono.all('/legacy/*', toHono(legacyApp));
  */
-export function toHono(app: App, options: ToHonoOptions = {}): (c: Context) => Promise<Response> {
+export function toHono(
+  app: App,
+  options: ToHonoOptions = {},
+): (c: Context) => Response | Promise<Response> {
   const errors = options.errors;
   return (c) => {
     const request = c.req.raw;

@@ -126,6 +126,11 @@ export class Exchange {
     this.startResponse = (status, headers, excInfo) => this.start(status, headers, excInfo);
   }
 
+  /** The exchange is over: the response ended (or was abandoned) and the body was closed. */
+  get finished(): boolean {
+    return this.released;
+  }
+
   /**
    * Lets a native handler answer on the host's own response: only while nothing has been
    * started, so a response is never written from two sides.

@@ -158,17 +158,24 @@ function plainHeaders(headers: NgiHeaders, addLength: number): Record<string, st
   return record;
 }
 
+function hasContentType(headers: Headers | Record<string, string>): boolean {
+  return headers instanceof Headers
+    ? headers.has('content-type')
+    : headers['content-type'] !== undefined;
+}
+
 /**
  * Turns an exchange into a Fetch `Response`: resolved at head time, with a pull-based
  * `ReadableStream` body, or with the bytes themselves when the engine knows the whole body.
  */
 export class FetchSink implements ResponseSink {
   exchange: Exchange | undefined = undefined;
-  readonly response: Promise<Response>;
   headersSent = false;
   closed = false;
   private readonly environ: Environ;
-  private resolve!: (response: Response) => void;
+  /** The Response, once the head is out and before anyone asked for it. */
+  private answer: Response | undefined = undefined;
+  private resolve: ((response: Response) => void) | undefined = undefined;
   private status = 0;
   private statusText = '';
   private headers: Headers | Record<string, string> | undefined = undefined;
@@ -184,7 +191,19 @@ export class FetchSink implements ResponseSink {
 
   constructor(environ: Environ) {
     this.environ = environ;
-    this.response = new Promise((resolve) => (this.resolve = resolve));
+  }
+
+  /**
+   * The Response itself when the app already answered (a synchronous app: no promise, so a
+   * runtime such as @hono/node-server writes it on its fast path), else a promise of it.
+   */
+  response(): Response | Promise<Response> {
+    return this.answer ?? new Promise((resolve) => (this.resolve = resolve));
+  }
+
+  private settle(response: Response): void {
+    if (this.resolve === undefined) this.answer = response;
+    else this.resolve(response);
   }
 
   head(code: number, reason: string, headers: NgiHeaders, addLength: number, whole = false): void {
@@ -298,8 +317,13 @@ export class FetchSink implements ResponseSink {
   };
 
   private build(body: Chunk | ReadableStream<Uint8Array> | null): Response {
-    // As bytes: a string body would make `Response` add `text/plain;charset=UTF-8` of its own.
-    if (typeof body === 'string') body = body === '' ? null : Buffer.from(body);
+    // A string body makes `Response` add `text/plain;charset=UTF-8` when the head has no
+    // Content-Type: then it goes as bytes. Otherwise it stays a string, which a Node runtime
+    // writes joined to its head without encoding it first.
+    if (typeof body === 'string') {
+      if (body === '') body = null;
+      else if (!hasContentType(this.headers!)) body = Buffer.from(body);
+    }
     const init = { status: this.status, statusText: this.statusText, headers: this.headers };
     try {
       return new Response(body as ConstructorParameters<typeof Response>[0], init);
@@ -317,7 +341,7 @@ export class FetchSink implements ResponseSink {
    */
   private deliver(answer: Response): void {
     const carried = this.carried;
-    if (carried === undefined) return this.resolve(answer);
+    if (carried === undefined) return this.settle(answer);
     const message = `status ${carried.code} cannot be expressed by a Fetch Response (only 200-599)`;
     const body = new ReadableStream<Uint8Array>(
       {
@@ -334,7 +358,7 @@ export class FetchSink implements ResponseSink {
     const response = new Response(body, BAD_GATEWAY);
     const value: CarriedStatus = { code: carried.code, reason: carried.reason, response: answer };
     Object.defineProperty(response, kCarriedStatus, { value });
-    this.resolve(response);
+    this.settle(response);
   }
 
   private logSubstitute(message: string, cause?: unknown): void {
@@ -351,7 +375,7 @@ export class FetchSink implements ResponseSink {
   private substitute(message: string, cause?: unknown): void {
     this.logSubstitute(message, cause);
     this.discard = true;
-    this.resolve(new Response(`502 Bad Gateway: ${message}\n`, BAD_GATEWAY));
+    this.settle(new Response(`502 Bad Gateway: ${message}\n`, BAD_GATEWAY));
   }
 }
 
@@ -373,8 +397,9 @@ export interface NodeResponseLike {
 }
 
 /**
- * Serves one Fetch `Request` with an NGI app (what `toFetch` and `toHono` do per request).
- * Never rejects: failures become a 500 (or a 502 for a response Fetch cannot express).
+ * Serves one Fetch `Request` with an NGI app (what `toFetch` and `toHono` do per request):
+ * the Response itself when the app answered while it ran, else a promise of it. Never
+ * rejects: failures become a 500 (or a 502 for a response Fetch cannot express).
  *
  * @example
  * const response = await serveFetchRequest(app, request, { scriptName: '/legacy' });
@@ -383,36 +408,40 @@ export function serveFetchRequest(
   app: App,
   request: Request,
   options: FetchRequestOptions = {},
-): Promise<Response> {
+): Response | Promise<Response> {
   const abort = new LazySignal();
   const environ = environFromRequest(request, options, abort);
   return serveEnviron(app, environ, abort, options.nodeResponse ?? request.signal);
 }
 
 /**
- * Runs an exchange for a ready environ and resolves with its Response; the client leaving
- * (the Node response closing unfinished, or the request's signal) abandons it.
+ * Runs an exchange for a ready environ and gives its Response (see `serveFetchRequest`); the
+ * client leaving (the Node response closing unfinished, or the request's signal) abandons it.
  */
 export function serveEnviron(
   app: App,
   environ: Environ,
   abort: LazySignal,
   watch: NodeResponseLike | AbortSignal,
-): Promise<Response> {
+): Response | Promise<Response> {
   const sink = new FetchSink(environ);
   const exchange = new Exchange(environ, sink, abort);
   sink.exchange = exchange;
-  if (!(watch instanceof AbortSignal)) {
-    watch.once('close', () => {
-      if (!watch.writableFinished) exchange.abandon(new NgiError('NGI_ERR_CLIENT_GONE'));
+  const signal = watch instanceof AbortSignal ? watch : undefined;
+  if (signal?.aborted === true) abort.abort(signal.reason);
+  void exchange.run(app);
+  // An exchange over by now (a synchronous app, the whole body in hand) has nothing left to
+  // abandon: no listener, as @hono/node-server attaches none to a synchronous answer.
+  if (exchange.finished || signal?.aborted === true) return sink.response();
+  if (signal === undefined) {
+    const response = watch as NodeResponseLike;
+    response.once('close', () => {
+      if (!response.writableFinished) exchange.abandon(new NgiError('NGI_ERR_CLIENT_GONE'));
     });
-  } else if (watch.aborted) {
-    abort.abort(watch.reason);
   } else {
     const onAbort = () => exchange.abandon(new NgiError('NGI_ERR_CLIENT_GONE'));
-    watch.addEventListener('abort', onAbort, { once: true });
-    exchange.onDone = () => watch.removeEventListener('abort', onAbort);
+    signal.addEventListener('abort', onAbort, { once: true });
+    exchange.onDone = () => signal.removeEventListener('abort', onAbort);
   }
-  void exchange.run(app);
-  return sink.response;
+  return sink.response();
 }

@@ -113,6 +113,41 @@ describe('toFetch', () => {
     assert.equal(await response.text(), 'héllo');
   });
 
+  it('gives the Response itself, not a promise, when the app answered while it ran', async () => {
+    // A runtime that gets a Response (not a promise) writes it at once: @hono/node-server
+    // takes its fast path, and Hono does not turn the route asynchronous.
+    const handler = toFetch((_environ, startResponse) => {
+      startResponse('200 OK', []);
+      return ['now'];
+    });
+    const answer = handler(new Request('http://h/'));
+    assert.ok(answer instanceof Response, 'a synchronous answer comes without a promise');
+    assert.equal(await answer.text(), 'now');
+    const later = toFetch(async (_environ, startResponse) => {
+      await new Promise((resolve) => setImmediate(resolve));
+      startResponse('200 OK', []);
+      return ['later'];
+    })(new Request('http://h/'));
+    assert.ok(later instanceof Promise, 'an app that waits answers through a promise');
+    assert.equal(await (await later).text(), 'later');
+  });
+
+  it('adds no Content-Type to a string body the app sent without one, and keeps the one it set', async () => {
+    const bare = await toFetch((_environ, startResponse) => {
+      startResponse('200 OK', []);
+      return ['plain'];
+    })(new Request('http://h/'));
+    assert.equal(bare.headers.get('content-type'), null);
+    assert.equal(await bare.text(), 'plain');
+    const typed = await toFetch((_environ, startResponse) => {
+      startResponse('200 OK', [['Content-Type', 'text/html']]);
+      return ['<p>é</p>'];
+    })(new Request('http://h/'));
+    assert.equal(typed.headers.get('content-type'), 'text/html');
+    assert.equal(typed.headers.get('content-length'), '9');
+    assert.equal(await typed.text(), '<p>é</p>');
+  });
+
   it('joins a finished multi-chunk array into one body with its length', async () => {
     const response = await toFetch((_environ, startResponse) => {
       startResponse('200 OK', []);

@@ -308,6 +308,22 @@ describe('toHono', () => {
     assert.match(quiet.lines.join(''), /NGI_ERR_BODY_CONSUMED/);
   });
 
+  it('keeps a Hono route synchronous when the mounted app answers at once', async () => {
+    // Hono returns a handler's Response as it is: no promise, so @hono/node-server writes it
+    // on its fast path, as it does a native `c.text()` route.
+    const hono = new Hono();
+    hono.all(
+      '/legacy/*',
+      toHono((_environ, startResponse) => {
+        startResponse('200 OK', [['Content-Type', 'text/plain']]);
+        return ['at once'];
+      }),
+    );
+    const answer = hono.fetch(new Request('http://h/legacy/x'));
+    assert.ok(answer instanceof Response, 'the route answered without a promise');
+    assert.equal(await answer.text(), 'at once');
+  });
+
   it('fires ngi.signal when the client leaves mid-response', async () => {
     let seen!: (value: unknown) => void;
     const aborted = new Promise((resolve) => (seen = resolve));
