@@ -75,3 +75,17 @@ export function setServerAddress(
   environ.SERVER_NAME = localAddress ?? '';
   environ.SERVER_PORT = localPort === undefined ? '' : String(localPort);
 }
+
+/**
+ * The setter of a lazy environ key (`ngi.signal`, `ngi.input`): middleware MAY replace any key
+ * (spec R2.3), and an accessor with only a getter would make that assignment throw. The key
+ * becomes a plain value, the lazy one never built.
+ */
+export function replaceLazyKey(environ: object, key: string, value: unknown): void {
+  Object.defineProperty(environ, key, {
+    value,
+    writable: true,
+    enumerable: true,
+    configurable: true,
+  });
+}

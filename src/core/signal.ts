@@ -1,3 +1,5 @@
+import { replaceLazyKey } from './environ.js';
+
 /**
  * `ngi.signal`, made only when read. Node 20 spends microseconds building an `AbortSignal`
  * (an EventTarget), more than the rest of a hello-world request; most apps never read it.
@@ -38,6 +40,9 @@ const kLazySignal: unique symbol = Symbol('ngi.lazySignal');
 const SIGNAL_PROPERTY: PropertyDescriptor = {
   get(this: { [kLazySignal]: LazySignal }): AbortSignal {
     return this[kLazySignal].signal;
+  },
+  set(this: object, value: unknown): void {
+    replaceLazyKey(this, 'ngi.signal', value);
   },
   enumerable: true,
   configurable: true,

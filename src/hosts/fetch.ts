@@ -8,6 +8,7 @@ import {
   NGI_VERSION,
   addHeader,
   headerKey,
+  replaceLazyKey,
   setServerAddress,
   stderrStream,
 } from '../core/environ.js';
@@ -84,12 +85,19 @@ export function environFromRequest(
       }
       return input;
     },
+    // Middleware MAY replace any key (spec R2.3): an accessor needs a setter for that.
+    set 'ngi.input'(value: Readable) {
+      input = value;
+    },
     'ngi.errors': options.errors ?? stderrStream,
     'ngi.multiprocess': false,
     'ngi.multithread': false,
     'ngi.run_once': false,
     get 'ngi.signal'(): AbortSignal {
       return abort.signal;
+    },
+    set 'ngi.signal'(value: AbortSignal) {
+      replaceLazyKey(this, 'ngi.signal', value);
     },
   };
   if (https) environ.HTTPS = 'on';

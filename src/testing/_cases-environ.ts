@@ -61,6 +61,47 @@ const sha256 = (bytes: Uint8Array) => createHash('sha256').update(bytes).digest(
 
 export const environCases: KitCase[] = [
   {
+    rule: 'R2.3',
+    name: 'middleware may replace any key, ngi.input and ngi.signal too, with or without a body',
+    make: () => ({
+      app: async (environ, startResponse) => {
+        // What a WSGI-style middleware does: wrap the input, give the app a signal of its own.
+        const own = new AbortController();
+        environ['ngi.input'] = Readable.from([Buffer.from('replaced')]);
+        environ['ngi.signal'] = own.signal;
+        environ.PATH_INFO = '/moved';
+        own.abort();
+        let text = '';
+        for await (const chunk of environ['ngi.input']) text += String(chunk);
+        startResponse('200 OK', JSON_TYPE);
+        return [
+          JSON.stringify({
+            input: text,
+            signal: environ['ngi.signal'] === own.signal && environ['ngi.signal'].aborted,
+            path: environ.PATH_INFO,
+          }),
+        ];
+      },
+      async check({ send }) {
+        const expected = { input: 'replaced', signal: true, path: '/moved' };
+        for (const request of [
+          { path: '/get' },
+          { method: 'POST', path: '/post', body: 'the real body' },
+        ]) {
+          const seen = readJson(await send(request));
+          if (typeof seen === 'string') return `${request.path}: ${seen}`;
+          const wrong = differs(
+            `what the app read after replacing (${request.path})`,
+            expected,
+            seen,
+          );
+          if (wrong !== undefined) return wrong;
+        }
+        return undefined;
+      },
+    }),
+  },
+  {
     rule: 'R3.1',
     name: 'every key the spec calls "always" is there, with its type',
     make: () => ({
