@@ -1,4 +1,5 @@
 import { Readable } from 'node:stream';
+import { replaceLazyKey } from './environ.js';
 import { NgiError } from './errors.js';
 
 /**
@@ -45,4 +46,28 @@ export function consumedInput(message: string): Readable {
 export function nodeInput(req: Readable, who: string): Readable {
   if (!req.readableDidRead) return req;
   return consumedInput(`${who} read the request body and kept no copy of it`);
+}
+
+const kEmptyInput: unique symbol = Symbol('ngi.emptyInput');
+const NO_CHUNKS: never[] = [];
+
+/**
+ * `ngi.input` of a request with no body, built only when read: most GETs never read it, and a
+ * `Readable` costs more to build than the rest of a small request's environ. Shared by every
+ * request, as `ngi.signal`'s accessor is (see `attachSignal`).
+ */
+const EMPTY_INPUT_PROPERTY: PropertyDescriptor = {
+  get(this: { [kEmptyInput]?: Readable }): Readable {
+    return (this[kEmptyInput] ??= Readable.from(NO_CHUNKS));
+  },
+  set(this: object, value: unknown): void {
+    replaceLazyKey(this, 'ngi.input', value);
+  },
+  enumerable: true,
+  configurable: true,
+};
+
+/** Gives the environ of a bodiless request its `ngi.input`: an empty stream, made when read. */
+export function attachEmptyInput(environ: object): void {
+  Object.defineProperty(environ, 'ngi.input', EMPTY_INPUT_PROPERTY);
 }

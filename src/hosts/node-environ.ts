@@ -61,6 +61,9 @@ export function environFromNode(
     'ngi.multithread': false,
     'ngi.run_once': false,
   } as unknown as Environ;
+  // Before the headers: on the literal's own shape the accessor is a cached transition; on an
+  // environ that many headers made a dictionary it is a slow call.
+  attachSignal(environ, abort);
   if (encrypted) environ.HTTPS = 'on';
   const raw = req.rawHeaders;
   let host: string | undefined;
@@ -78,6 +81,5 @@ export function environFromNode(
     delete environ.HTTP_TRANSFER_ENCODING;
   }
   setServerAddress(environ, host, socket.localAddress, socket.localPort, encrypted);
-  attachSignal(environ, abort);
   return environ;
 }

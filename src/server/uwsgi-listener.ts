@@ -96,13 +96,19 @@ function handleUwsgiConnection(
   let body: UwsgiBody | undefined;
   let started = false;
   let waiting: { packet: UwsgiPacket; timer: NodeJS.Timeout } | undefined;
+  /** The exchange's part of the socket's close, once there is an exchange. */
+  let onClose: (() => void) | undefined;
 
   const refuse = (error: unknown): void => {
     errors.write(formatError(error, peer()));
     socket.destroy();
   };
   const begin = (packet: UwsgiPacket, rest: Buffer, framing: Framing): void => {
-    body = start(app, socket, packet, framing, options, errors, timeoutMs);
+    const problem = 'status' in framing ? framing : undefined;
+    const length = problem === undefined ? (framing as { length: number }).length : 0;
+    // A request with no body (most of them) gets no body stream from the socket at all.
+    if (length !== 0) body = new UwsgiBody(socket, length, options.limitPost ?? 0, timeoutMs);
+    onClose = start(app, socket, packet, body, problem, options, errors, timeoutMs);
     if (body !== undefined && rest.length > 0) body.feed(rest);
     // Body in: the app may think as long as it likes (harakiri's job, not ours). An app that
     // already answered has ended the response, and the timeout its sink set stays: a peer
@@ -147,6 +153,7 @@ function handleUwsgiConnection(
   });
   socket.on('close', () => {
     if (waiting !== undefined) clearTimeout(waiting.timer);
+    onClose?.();
   });
   socket.on('data', (chunk: Buffer) => {
     if (body !== undefined) {
@@ -197,37 +204,23 @@ function handleUwsgiConnection(
   });
 }
 
+/** Runs the exchange of a packet; returns what the socket's close must tell it. */
 function start(
   app: App,
   socket: Socket,
   packet: UwsgiPacket,
-  framing: Framing,
+  input: UwsgiBody | undefined,
+  problem: { status: string; text: string } | undefined,
   options: UwsgiServerOptions,
   errors: ErrorStream,
   timeoutMs: number,
-): UwsgiBody | undefined {
-  const problem = 'status' in framing ? framing : undefined;
-  const input = new UwsgiBody(
-    socket,
-    problem ? 0 : (framing as { length: number }).length,
-    options.limitPost ?? 0,
-    timeoutMs,
-  );
+): () => void {
   const abort = new LazySignal();
   const environ = environFromUwsgi(packet, input, abort, errors, options.multiprocess ?? false);
   const sink = new UwsgiSink(socket, timeoutMs);
   const exchange = new Exchange(environ, sink, abort);
   const finished = options.onExchange?.(exchange);
-  socket.once('finish', () => input.discardRest());
-  socket.once('close', () => {
-    sink.onDrain(); // a body waiting for 'drain' on a dead socket would wait forever
-    if (!socket.writableFinished) exchange.abandon(new NgiError('NGI_ERR_CLIENT_GONE'));
-    finished?.({
-      status: sink.headersSent ? exchange.code : 0,
-      bytes: Math.max(0, socket.bytesWritten - sink.headBytes),
-      complete: socket.writableFinished,
-    });
-  });
+  if (input !== undefined) socket.once('finish', () => input.discardRest());
   if (problem !== undefined) {
     const { status, text } = problem;
     errors.write(
@@ -240,8 +233,16 @@ function start(
       startResponse(status, [['Content-Type', 'text/plain; charset=utf-8']]);
       return [`${status}: ${text}\n`];
     });
-    return undefined;
+  } else {
+    void exchange.run(app);
   }
-  void exchange.run(app);
-  return input;
+  return () => {
+    sink.onDrain(); // a body waiting for 'drain' on a dead socket would wait forever
+    if (!socket.writableFinished) exchange.abandon(new NgiError('NGI_ERR_CLIENT_GONE'));
+    finished?.({
+      status: sink.headersSent ? exchange.code : 0,
+      bytes: Math.max(0, socket.bytesWritten - sink.headBytes),
+      complete: socket.writableFinished,
+    });
+  };
 }
