@@ -100,7 +100,8 @@ export function http1Listener(
     // Announced before it runs: the log's clock and harakiri cover the app's synchronous part.
     const exchange = createNodeExchange(req, res, base);
     const finished = onExchange?.(exchange);
-    res.once('close', () => {
+    // `on`, not `once`: a response closes once, and `once` wraps its listener in another.
+    res.on('close', () => {
       inFlight.delete(socket, res);
       finished?.({
         status: res.headersSent ? res.statusCode : 0,

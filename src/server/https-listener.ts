@@ -92,7 +92,7 @@ export function createHttpsServer(app: App, options: HttpsServerOptions): Http2S
       const exchange = createHttp2Exchange(req as Http2ServerRequest, h2res, base);
       const finished = onExchange?.(exchange);
       if (finished !== undefined) {
-        h2res.once('close', () =>
+        h2res.on('close', () =>
           finished({
             status: h2res.headersSent ? h2res.statusCode : 0,
             // Streams share the connection: the engine's own count is the stream's.

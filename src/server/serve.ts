@@ -255,12 +255,12 @@ export async function serve(app: App, options: ServeOptions): Promise<ServerHand
     }
     if (options.uwsgi !== undefined) {
       const { createUwsgiServer } = await import('./uwsgi-listener.js');
-      uwsgiServer = createUwsgiServer(served, { ...listener, bufferSize: options.bufferSize });
-      track(uwsgiServer);
-      uwsgiServer.on('connection', (socket: Socket) => {
-        uwsgiSockets.add(socket);
-        socket.once('close', () => uwsgiSockets.delete(socket));
+      uwsgiServer = createUwsgiServer(served, {
+        ...listener,
+        bufferSize: options.bufferSize,
+        connections: uwsgiSockets,
       });
+      track(uwsgiServer);
       if (options.proxyProtocol?.includes('uwsgi')) acceptProxyProtocol!(uwsgiServer, { errors });
       await listen(uwsgiServer, options.uwsgi, 'uwsgi', options.chmodSocket);
     }

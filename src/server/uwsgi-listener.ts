@@ -20,6 +20,11 @@ export interface UwsgiServerOptions extends ListenerOptions {
   limitPost?: number;
   /** Seconds a connection may stay silent while its request is read or its response written. */
   socketTimeout?: number;
+  /**
+   * Holds the open connections, for a stop that cuts them after its grace period: each goes in
+   * when accepted and out when closed, on the listener's own close listener (one per request).
+   */
+  connections?: Set<Socket>;
 }
 
 /**
@@ -151,7 +156,10 @@ function handleUwsgiConnection(
       if (error !== undefined) refuse(error);
     }
   });
+  const connections = options.connections;
+  connections?.add(socket);
   socket.on('close', () => {
+    connections?.delete(socket);
     if (waiting !== undefined) clearTimeout(waiting.timer);
     onClose?.();
   });

@@ -223,6 +223,24 @@ describe('serve()', () => {
     await handle.close(0.1);
     await assert.rejects(slow, /socket hang up|ECONNRESET/);
   });
+
+  it('close() cuts a uwsgi request that outlives the grace period', async () => {
+    const handle = await start({ uwsgi: { host: '127.0.0.1', port: 0 } });
+    const arrived = arrival();
+    const packet = encodeUwsgiPacket([
+      ['REQUEST_METHOD', 'GET'],
+      ['REQUEST_URI', '/slow?ms=5000'],
+      ['PATH_INFO', '/slow'],
+      ['QUERY_STRING', 'ms=5000'],
+      ['SERVER_PROTOCOL', 'HTTP/1.1'],
+    ]);
+    const slow = sendRaw(handle.uwsgi!.port, packet, { timeoutMs: 4000 });
+    await arrived;
+    await handle.close(0.1);
+    const { bytes, closed } = await slow;
+    assert.equal(closed, true, 'the connection was cut, not left until the app finished');
+    assert.equal(bytes.length, 0);
+  });
 });
 
 describe('serve(): WebSockets at the end of the grace period', () => {
