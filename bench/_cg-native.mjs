@@ -7,6 +7,11 @@ const port = Number(portText);
 const HELLO = 'Hello, World!';
 
 const variants = {
+  'uwsgi floor': async () => {
+    const { createServer: createNetServer } = await import('node:net');
+    const { uwsgiFloor } = await import('./apps/uwsgi-floor.mjs');
+    return createNetServer((socket) => uwsgiFloor(socket)).listen(port, '127.0.0.1');
+  },
   'node:http': async () =>
     createServer((_req, res) => {
       res.writeHead(200, { 'Content-Type': 'text/plain', 'Content-Length': HELLO.length });

@@ -2,7 +2,8 @@
 // one input whatever else loads the machine, where req/s are not.
 //   node bench/callgrind.mjs [substring of a row name ...]
 // Each server runs under callgrind twice, answering WARMUP + SHORT and WARMUP + LONG sequential
-// keep-alive GETs from a client in a separate process (uncounted); the difference of the two
+// keep-alive GETs (uwsgi rows: packets, a connection each) from a client in a separate process
+// (uncounted); the difference of the two
 // totals over LONG - SHORT is the cost of one request after warm-up, startup and exit cancel.
 // Env: CG_WARMUP (default 1000), CG_SHORT (1000), CG_LONG (3000). With a few hundred requests
 // V8 tier-up landing inside one window but not the other swamps the difference: keep LONG - SHORT
@@ -73,7 +74,29 @@ const ROWS = [
     native('fastify + toFastify'),
   ],
   ['Hono: toHono(ngi hello) vs a Hono route', native('hono route'), native('hono + toHono')],
+  [
+    'uwsgi: ngi serve --uwsgi --workers 0, log off, vs the Node floor (a connection per request)',
+    native('uwsgi floor'),
+    (port) => [
+      'dist/bin/ngi.js',
+      'serve',
+      'bench/apps/ngi-hello.mjs',
+      '--uwsgi',
+      `127.0.0.1:${port}`,
+      '--workers',
+      '0',
+      '--log-format',
+      'off',
+    ],
+    'uwsgi',
+  ],
 ];
+
+/** What the uwsgi rows send: a GET nginx sent with a browser's headers (25 vars). */
+const UWSGI_PACKET = new URL(
+  '../test/fixtures/uwsgi-vectors/nginx/nginx-get-query-headers.bin',
+  import.meta.url,
+);
 
 async function freePort() {
   const server = createServer().listen(0, '127.0.0.1');
@@ -97,6 +120,27 @@ async function waitForPort(port, child) {
   throw new Error(`port ${port} never opened`);
 }
 
+/** The uwsgi client: `count` packets, one connection each, each read until the server closes. */
+async function uwsgiClient(port, count) {
+  const packet = readFileSync(UWSGI_PACKET);
+  for (let i = 0; i < count; i++) {
+    await new Promise((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1');
+      let head = '';
+      socket.on('data', (chunk) => {
+        if (head.length < 12) head += chunk.toString('latin1');
+      });
+      socket.once('end', () => {
+        socket.destroy();
+        if (head.startsWith('HTTP/1.1 200')) resolve();
+        else reject(new Error(`answer ${JSON.stringify(head.slice(0, 12))}`));
+      });
+      socket.once('error', reject);
+      socket.end(packet);
+    });
+  }
+}
+
 /** The client, in its own process so its work is not counted: `count` sequential GETs. */
 async function client(port, count) {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
@@ -114,7 +158,7 @@ async function client(port, count) {
 }
 
 /** Total instructions of one server process answering `count` requests. */
-async function countInstructions(argvFor, count) {
+async function countInstructions(argvFor, count, kind) {
   const dir = mkdtempSync(join(tmpdir(), 'ngi-cg-'));
   const out = join(dir, 'callgrind.out');
   const port = await freePort();
@@ -128,7 +172,7 @@ async function countInstructions(argvFor, count) {
   const exited = new Promise((resolve) => server.once('exit', resolve));
   try {
     await waitForPort(port, server);
-    const load = spawn(process.execPath, [import.meta.filename, '--client', port, count], {
+    const load = spawn(process.execPath, [import.meta.filename, '--client', port, count, kind], {
       stdio: 'inherit',
     });
     const code = await new Promise((resolve) => load.once('exit', resolve));
@@ -145,14 +189,15 @@ async function countInstructions(argvFor, count) {
   return Number(totals[1]);
 }
 
-async function perRequest(argvFor) {
-  const short = await countInstructions(argvFor, WARMUP + SHORT);
-  const long = await countInstructions(argvFor, WARMUP + LONG);
+async function perRequest(argvFor, kind = 'http') {
+  const short = await countInstructions(argvFor, WARMUP + SHORT, kind);
+  const long = await countInstructions(argvFor, WARMUP + LONG, kind);
   return (long - short) / (LONG - SHORT);
 }
 
 if (process.argv[2] === '--client') {
-  await client(Number(process.argv[3]), Number(process.argv[4]));
+  const [port, count, kind] = [Number(process.argv[3]), Number(process.argv[4]), process.argv[5]];
+  await (kind === 'uwsgi' ? uwsgiClient(port, count) : client(port, count));
 } else {
   const filters = process.argv.slice(2);
   const rows = ROWS.filter(
@@ -163,9 +208,9 @@ if (process.argv[2] === '--client') {
   );
   console.log('| comparison | baseline instr/req | ngi instr/req | ngi / baseline |');
   console.log('| --- | ---: | ---: | ---: |');
-  for (const [name, baseline, ngi] of rows) {
-    const base = await perRequest(baseline);
-    const ours = await perRequest(ngi);
+  for (const [name, baseline, ngi, kind] of rows) {
+    const base = await perRequest(baseline, kind);
+    const ours = await perRequest(ngi, kind);
     console.log(
       `| ${name} | ${Math.round(base)} | ${Math.round(ours)} | ${(ours / base).toFixed(2)} |`,
     );

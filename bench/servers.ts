@@ -7,11 +7,12 @@ import { once } from 'node:events';
 import { createServer, type RequestListener } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import { createSecureServer } from 'node:http2';
-import { createServer as createNetServer, type AddressInfo, type Socket } from 'node:net';
+import { createServer as createNetServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { makeCertificate } from '../test/helpers/tls.js';
+import { uwsgiFloor } from './apps/uwsgi-floor.mjs';
 
 const HELLO = 'Hello, World!';
 
@@ -126,34 +127,6 @@ function cliServed(module: string, ...flags: string[]): Variant {
       throw new Error(`ngi serve ${module} exited before listening:\n${stderr}`);
     },
   });
-}
-
-/**
- * The Node floor for the uwsgi path: the least a uwsgi server on `node:net` can do per
- * connection (nginx sends one request, then waits for the close): wait for the whole packet
- * (the 4-byte header gives its size; a GET has no body), parse nothing, answer a fixed
- * response, end. What any JS uwsgi server pays before it reads a single var.
- */
-function uwsgiFloor(socket: Socket, timeoutMs = 0): void {
-  const response = Buffer.from(
-    `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${HELLO.length}\r\n\r\n${HELLO}`,
-  );
-  let seen = 0;
-  let size = -1;
-  let head: Buffer | undefined;
-  socket.on('data', (chunk: Buffer) => {
-    if (size < 0) {
-      head = head === undefined ? chunk : Buffer.concat([head, chunk]);
-      if (head.length < 4) return;
-      size = 4 + head.readUInt16LE(1);
-      seen = head.length;
-    } else seen += chunk.length;
-    if (seen >= size) {
-      socket.end(response);
-      if (timeoutMs > 0) socket.setTimeout(timeoutMs, () => socket.destroy());
-    }
-  });
-  socket.on('error', () => socket.destroy());
 }
 
 async function fetchHello(): Promise<{ fetch: (request: Request) => Response }> {
