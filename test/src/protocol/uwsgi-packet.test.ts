@@ -81,6 +81,22 @@ describe('parseUwsgiPacket: every captured packet', () => {
     assert.deepEqual(parseUwsgiPacket(latin).vars, [['X', 'caf\u00e9']]);
   });
 
+  it('names that look alike to the cache of known names decode as sent, first time and after', () => {
+    // Same length, same last, middle and fifth byte: the same slot in the cache of names.
+    const vars: Array<[string, string]> = [
+      ['HTTP_X_AB', 'one'],
+      ['HTTP_X_CB', 'two'],
+      ['HTTP_Y_AB', 'three'],
+    ];
+    for (let round = 0; round < 3; round++) {
+      assert.deepEqual(parseUwsgiPacket(encodeUwsgiPacket(vars)).vars, vars);
+      assert.deepEqual(
+        parseUwsgiPacket(encodeUwsgiPacket([...vars].reverse())).vars,
+        [...vars].reverse(),
+      );
+    }
+  });
+
   it('an empty vars block is a packet with no vars', () => {
     assert.deepEqual(parseUwsgiPacket(Buffer.from([0, 0, 0, 0])), {
       modifier1: 0,
